@@ -1,0 +1,255 @@
+//! The `segflow` command-line tool: argument parsing, diagnostics rendering, logging and
+//! progress. The work itself is done by `segflow-engine`.
+
+mod observe;
+mod plan_cmd;
+mod plugins_cmd;
+mod render;
+mod run_cmd;
+mod schema_cmd;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use segflow_engine::diag::Diagnostic;
+use segflow_engine::host::{Registry, SearchPath};
+use segflow_engine::spec::{self, Override};
+use segflow_engine::validate::{self, Plan};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit codes (ARCHITECTURE.md): 0 success, 1 a step failed, 2 invalid pipeline / usage /
+/// plugin load error.
+pub const EXIT_STEP_FAILED: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "segflow", version, about = "Run customer-segmentation pipelines defined in YAML", long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Extra directories (or library files) to load plugins from; repeatable.
+    #[arg(long = "plugin-path", global = true, value_name = "DIR")]
+    plugin_path: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate and run a pipeline, writing outputs to a run directory.
+    Run {
+        pipeline: PathBuf,
+        /// Run directory (default: runs/<name>/<UTC timestamp>, with runs/<name>/latest).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a step's config: STEP.KEY=VALUE (the value is read as YAML).
+        #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
+        set: Vec<String>,
+        /// Do not use the step cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Threads for the whole run (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Check a pipeline without reading any data. Exit 0 when valid, 2 when not.
+    Validate {
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Show the execution plan: steps, layers and the schema of every port.
+    Plan {
+        pipeline: PathBuf,
+        #[arg(long, value_enum, default_value_t = plan_cmd::PlanFormat::Text)]
+        format: plan_cmd::PlanFormat,
+        #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the JSON Schema of pipeline YAML, including every component's config.
+    Schema {
+        /// Write to FILE instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `json` (the schema) or `markdown` (the YAML reference in docs/).
+        #[arg(long, value_enum, default_value_t = schema_cmd::SchemaFormat::Json)]
+        format: schema_cmd::SchemaFormat,
+    },
+    /// Inspect plugin libraries.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Libraries, versions and components per stage.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A component's description, config schema and ports.
+    Info {
+        /// `component` or `library/component`.
+        component: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure that ends the command: diagnostics to print and an exit code.
+pub struct Failure {
+    pub code: u8,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Failure {
+    pub fn invalid(diagnostics: Vec<Diagnostic>) -> Self {
+        Failure {
+            code: EXIT_INVALID,
+            diagnostics,
+        }
+    }
+    pub fn one(code: u8, d: Diagnostic) -> Self {
+        Failure {
+            code,
+            diagnostics: vec![d],
+        }
+    }
+}
+
+pub struct Globals {
+    pub log_format: LogFormat,
+    pub plugin_path: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_INVALID } else { 0 });
+        }
+    };
+    observe::init_logging(cli.log_format);
+    let globals = Globals {
+        log_format: cli.log_format,
+        plugin_path: cli.plugin_path,
+    };
+    let result = match cli.command {
+        Command::Run {
+            pipeline,
+            out,
+            set,
+            no_cache: _,
+            threads,
+        } => run_cmd::run(&globals, &pipeline, out.as_deref(), &set, threads),
+        Command::Validate { pipeline, set } => load_plan(&globals, &pipeline, &set).map(|plan| {
+            eprintln!(
+                "{} is valid: {} steps in {} layers",
+                pipeline.display(),
+                plan.steps.len(),
+                plan.layers.len()
+            );
+            0
+        }),
+        Command::Plan {
+            pipeline,
+            format,
+            set,
+        } => load_plan(&globals, &pipeline, &set).map(|plan| {
+            plan_cmd::print(&plan, format);
+            0
+        }),
+        Command::Schema { out, format } => schema_cmd::run(&globals, out.as_deref(), format),
+        Command::Plugins { command } => match command {
+            PluginsCommand::List { json } => plugins_cmd::list(&globals, json),
+            PluginsCommand::Info { component, json } => {
+                plugins_cmd::info(&globals, &component, json)
+            }
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            render::diagnostics(&f.diagnostics, globals.log_format);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Load every plugin library on the search path plus `extra` (pipeline `plugins:`).
+pub fn load_registry(globals: &Globals, extra: &[PathBuf]) -> Result<Registry, Failure> {
+    let mut search = SearchPath::standard(&globals.plugin_path);
+    for p in extra {
+        search.add(p.clone());
+    }
+    if let Some(missing) = search.missing().first() {
+        return Err(Failure::one(
+            EXIT_INVALID,
+            Diagnostic::new(
+                "segflow::plugin-load",
+                format!("plugin path `{}` does not exist", missing.display()),
+            )
+            .help("pass an existing directory (or library file) to --plugin-path"),
+        ));
+    }
+    Registry::discover(&search).map_err(|e| {
+        Failure::one(
+            EXIT_INVALID,
+            Diagnostic::new("segflow::plugin-load", e.reason.clone()).help(
+                "check the library path; `segflow plugins list` shows what loads and why others were refused",
+            ),
+        )
+    })
+}
+
+/// Parse, resolve and validate a pipeline: everything `segflow validate` does.
+pub fn load_plan(globals: &Globals, path: &Path, sets: &[String]) -> Result<Plan, Failure> {
+    let overrides: Vec<Override> = sets
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<_, _>>()
+        .map_err(|d| Failure::invalid(vec![d]))?;
+    let env = |k: &str| std::env::var(k).ok();
+    let spec = spec::load(path, &overrides, &env).map_err(Failure::invalid)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let extra: Vec<PathBuf> = spec.plugins.iter().map(|(p, _)| base.join(p)).collect();
+    for ((p, loc), full) in spec.plugins.iter().zip(&extra) {
+        if !full.exists() {
+            return Err(Failure::invalid(vec![Diagnostic::new(
+                "segflow::plugin-load",
+                format!(
+                    "plugin library `{p}` listed in `plugins:` does not exist (looked for `{}`)",
+                    full.display()
+                ),
+            )
+            .at(&spec.source, *loc, "no such file")
+            .help("paths in `plugins:` are relative to the pipeline file")]));
+        }
+    }
+    let registry = load_registry(globals, &extra).map_err(|mut f| {
+        // Point at the `plugins:` entry that failed.
+        if let Some(d) = f.diagnostics.first_mut() {
+            if let Some((_, loc)) = spec
+                .plugins
+                .iter()
+                .zip(&extra)
+                .find(|(_, full)| d.message.contains(&full.display().to_string()))
+                .map(|(p, _)| p)
+            {
+                *d = d.clone().at(&spec.source, *loc, "this library");
+            }
+        }
+        f
+    })?;
+    validate::plan(spec, Arc::new(registry)).map_err(Failure::invalid)
+}

@@ -1,0 +1,603 @@
+//! Running a [`Plan`]: topological layers in order, the steps of a layer in parallel on
+//! rayon, each with its share of the thread budget.
+//!
+//! Tables stay Arrow end to end and are never copied: a port read by exactly one step is
+//! handed to it as a live stream (so a collector's rows flow through the next step in
+//! bounded memory) while a tee writes it to Parquet; a port read by several steps is
+//! materialised once and shared by reference; a port nobody reads is streamed straight
+//! to its file. A failing step marks its dependants skipped; independent branches finish.
+
+use crate::host::{hex, CallOptions, FactsHandle, Observer, Redactor};
+use crate::spec::Stage;
+use crate::store::{BackgroundWriter, PortWriter, RunDir};
+use crate::validate::Plan;
+use arrow::array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How to run a plan.
+pub struct ExecOptions {
+    /// Total threads for the run (`--threads`).
+    pub threads: usize,
+    /// Where outputs go; `None` runs without writing (benchmarks of the engine alone).
+    pub run_dir: Option<RunDir>,
+    pub observer: Arc<dyn Observer>,
+    pub max_log_level: u32,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What happened to one step, as recorded in the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    pub id: String,
+    pub stage: Stage,
+    pub status: StepStatus,
+    pub error: Option<String>,
+    pub threads: usize,
+    pub duration_ms: f64,
+    pub write_ms: f64,
+    pub rows_in: u64,
+    pub rows: BTreeMap<String, u64>,
+    pub facts: serde_json::Map<String, serde_json::Value>,
+    /// When the step's `run` call started and returned (lazy outputs may stream later).
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub returned_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What happened to a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub steps: Vec<StepReport>,
+    pub succeeded: bool,
+}
+
+type Timestamp = chrono::DateTime<chrono::Utc>;
+
+#[derive(Default)]
+struct StepState {
+    status: Mutex<Option<(StepStatus, Option<String>)>>,
+    run_ns: AtomicU64,
+    stream_ns: AtomicU64,
+    write_ns: AtomicU64,
+    rows: Mutex<BTreeMap<String, u64>>,
+    facts: Mutex<Option<FactsHandle>>,
+    threads: AtomicU64,
+    times: Mutex<(Option<Timestamp>, Option<Timestamp>)>,
+}
+
+impl StepState {
+    fn fail(&self, message: String) {
+        let mut st = self.status.lock().unwrap();
+        // The first failure is the cause; keep it.
+        if !matches!(&*st, Some((StepStatus::Failed, _))) {
+            *st = Some((StepStatus::Failed, Some(message)));
+        }
+    }
+    fn status(&self) -> Option<StepStatus> {
+        self.status.lock().unwrap().as_ref().map(|s| s.0.clone())
+    }
+}
+
+thread_local! {
+    /// Nanoseconds this thread has spent inside tees, to attribute time to the step
+    /// that did the work rather than to the step that pulled the stream.
+    static IN_TEE_NS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts, times and writes a step's output port as it is read.
+struct Tee {
+    inner: Box<dyn RecordBatchReader + Send>,
+    schema: SchemaRef,
+    writer: Option<BackgroundWriter>,
+    rows: u64,
+    port: String,
+    state: Arc<StepState>,
+    done: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Tee {
+    fn finish(&mut self) {
+        self.done = true;
+        self.state
+            .rows
+            .lock()
+            .unwrap()
+            .insert(self.port.clone(), self.rows);
+        if let Some(w) = self.writer.take() {
+            let t = Instant::now();
+            if let Err(e) = w.finish() {
+                self.state.fail(e);
+            }
+            self.state
+                .write_ns
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Iterator for Tee {
+    type Item = Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let before = IN_TEE_NS.with(Cell::get);
+        let t0 = Instant::now();
+        let item = self.inner.next();
+        let t1 = Instant::now();
+        let nested = IN_TEE_NS.with(Cell::get) - before;
+        let own = ((t1 - t0).as_nanos() as u64).saturating_sub(nested);
+        self.state.stream_ns.fetch_add(own, Ordering::Relaxed);
+        let out = match item {
+            Some(Ok(batch)) => {
+                self.rows += batch.num_rows() as u64;
+                if let Some(w) = &mut self.writer {
+                    if let Err(e) = w.write(&batch) {
+                        self.writer = None;
+                        self.state.fail(e.clone());
+                        self.done = true;
+                        return Some(Err(ArrowError::IoError(
+                            e.clone(),
+                            std::io::Error::other(e),
+                        )));
+                    }
+                }
+                Some(Ok(batch))
+            }
+            Some(Err(e)) => {
+                self.writer = None;
+                self.done = true;
+                self.state.fail(format!(
+                    "output port `{}` failed while streaming: {e}",
+                    self.port
+                ));
+                Some(Err(e))
+            }
+            None => {
+                self.finish();
+                None
+            }
+        };
+        let t2 = Instant::now();
+        self.state
+            .write_ns
+            .fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+        IN_TEE_NS.with(|c| c.set(before + (t2 - t0).as_nanos() as u64));
+        out
+    }
+}
+
+impl RecordBatchReader for Tee {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        // A consumer that stopped early still leaves a complete output file behind.
+        while !self.done && !self.cancel.load(Ordering::Relaxed) {
+            if self.next().is_none() {
+                break;
+            }
+        }
+    }
+}
+
+enum Slot {
+    /// Read by exactly one step: handed over as a live stream.
+    Stream(Mutex<Option<Box<Tee>>>),
+    /// Read by several steps: materialised once, shared by reference.
+    Shared(SchemaRef, Arc<Vec<RecordBatch>>),
+}
+
+/// Replace secrets in every string of a JSON value.
+fn redact_json(v: serde_json::Value, redact: &Redactor) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact.apply(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| redact_json(x, redact)).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, x)| (redact.apply(&k), redact_json(x, redact)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Canonical JSON (keys sorted) for hashing.
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String((*k).clone()),
+                        canonical(&m[*k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// sha256 of a step's effective config (secrets included only through the hash).
+pub fn config_hash(config: &serde_json::Value) -> String {
+    hex(&Sha256::digest(canonical(config).as_bytes()))
+}
+
+fn budgets(threads: usize, width: usize) -> Vec<usize> {
+    let base = (threads / width.max(1)).max(1);
+    let extra = if threads > width { threads % width } else { 0 };
+    (0..width).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// Run `plan`. Outputs go to `opts.run_dir` when set.
+pub fn execute(plan: &Plan, opts: &ExecOptions) -> RunReport {
+    let n = plan.steps.len();
+    let states: Vec<Arc<StepState>> = (0..n).map(|_| Arc::new(StepState::default())).collect();
+    let slots: Vec<Mutex<BTreeMap<String, Slot>>> =
+        (0..n).map(|_| Mutex::new(BTreeMap::new())).collect();
+    let consumers = plan.consumers();
+    let redact = Arc::new(Redactor::new(plan.spec.secrets()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .thread_name(|i| format!("segflow-step-{i}"))
+        .build()
+        .expect("building the step thread pool");
+
+    for layer in &plan.layers {
+        let budget = budgets(opts.threads.max(1), layer.len());
+        pool.install(|| {
+            layer
+                .par_iter()
+                .zip(budget.par_iter())
+                .for_each(|(&i, &threads)| {
+                    run_step(plan, i, threads, opts, &states, &slots, &consumers, &redact);
+                })
+        });
+    }
+    // Dropping the remaining streams drains them to their files.
+    drop(slots);
+
+    let mut reports = Vec::with_capacity(n);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let st = &states[i];
+        let (status, error) = st
+            .status
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or((StepStatus::Skipped, Some("not run".into())));
+        let facts = st
+            .facts
+            .lock()
+            .unwrap()
+            .take()
+            .map(|f| f.get())
+            .unwrap_or_default();
+        let facts = match redact_json(serde_json::Value::Object(facts), &redact) {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("an object stays an object"),
+        };
+        let (started_at, returned_at) = *st.times.lock().unwrap();
+        let rows = st.rows.lock().unwrap().clone();
+        let rows_in = step
+            .inputs
+            .iter()
+            .map(|inp| {
+                states[inp.producer]
+                    .rows
+                    .lock()
+                    .unwrap()
+                    .get(&inp.port)
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum();
+        let ns = st.run_ns.load(Ordering::Relaxed) + st.stream_ns.load(Ordering::Relaxed);
+        reports.push(StepReport {
+            id: step.spec.id.clone(),
+            stage: step.spec.stage,
+            status,
+            error: error.map(|e| redact.apply(&e)),
+            threads: st.threads.load(Ordering::Relaxed) as usize,
+            duration_ms: ns as f64 / 1e6,
+            write_ms: st.write_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            rows_in,
+            rows,
+            facts,
+            started_at,
+            returned_at,
+        });
+    }
+    if let Some(dir) = &opts.run_dir {
+        for r in &reports {
+            if r.status != StepStatus::Skipped {
+                let path = Path::new("steps").join(&r.id).join("facts.json");
+                if let Err(e) = dir.write_json(&path, &serde_json::Value::Object(r.facts.clone())) {
+                    tracing::error!(step = r.id, "cannot write facts.json: {e}");
+                }
+            }
+        }
+    }
+    let succeeded = reports.iter().all(|r| r.status == StepStatus::Succeeded);
+    RunReport {
+        steps: reports,
+        succeeded,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_step(
+    plan: &Plan,
+    i: usize,
+    threads: usize,
+    opts: &ExecOptions,
+    states: &[Arc<StepState>],
+    slots: &[Mutex<BTreeMap<String, Slot>>],
+    consumers: &std::collections::HashMap<(usize, String), usize>,
+    redact: &Arc<Redactor>,
+) {
+    let step = &plan.steps[i];
+    let id = &step.spec.id;
+    let state = &states[i];
+    let span = tracing::info_span!("step", step = %id, plugin = %step.component.qualified_name());
+    let _enter = span.enter();
+
+    // Skip when an upstream step failed or was skipped.
+    for inp in &step.inputs {
+        if let Some(s @ (StepStatus::Failed | StepStatus::Skipped)) = states[inp.producer].status()
+        {
+            let why = format!(
+                "upstream step `{}` {}",
+                plan.steps[inp.producer].spec.id,
+                if s == StepStatus::Failed {
+                    "failed"
+                } else {
+                    "was skipped"
+                }
+            );
+            *state.status.lock().unwrap() = Some((StepStatus::Skipped, Some(why.clone())));
+            opts.observer.step_finished(id, "skipped", Some(&why));
+            return;
+        }
+    }
+    if opts.cancel.load(Ordering::Relaxed) {
+        *state.status.lock().unwrap() = Some((StepStatus::Skipped, Some("cancelled".into())));
+        return;
+    }
+    state.threads.store(threads as u64, Ordering::Relaxed);
+    opts.observer.step_started(id, threads);
+
+    let mut inputs: Vec<(String, Box<dyn RecordBatchReader + Send>)> = Vec::new();
+    for inp in &step.inputs {
+        let map = slots[inp.producer].lock().unwrap();
+        let reader: Option<Box<dyn RecordBatchReader + Send>> = match map.get(&inp.port) {
+            Some(Slot::Stream(m)) => m
+                .lock()
+                .unwrap()
+                .take()
+                .map(|t| t as Box<dyn RecordBatchReader + Send>),
+            Some(Slot::Shared(schema, batches)) => Some(Box::new(RecordBatchIterator::new(
+                batches.as_ref().clone().into_iter().map(Ok),
+                schema.clone(),
+            ))),
+            None => None,
+        };
+        match reader {
+            Some(r) => inputs.push((inp.name.clone(), r)),
+            None => {
+                let msg = format!(
+                    "input `{}` is not available: step `{}` did not produce port `{}`",
+                    inp.name, plan.steps[inp.producer].spec.id, inp.port
+                );
+                state.fail(msg.clone());
+                opts.observer.step_finished(id, "failed", Some(&msg));
+                return;
+            }
+        }
+    }
+
+    let mut call = CallOptions::new(id);
+    call.threads = threads as u32;
+    call.max_log_level = opts.max_log_level;
+    call.observer = opts.observer.clone();
+    call.cancel = opts.cancel.clone();
+    call.redact = redact.clone();
+
+    let before = IN_TEE_NS.with(Cell::get);
+    let t0 = Instant::now();
+    state.times.lock().unwrap().0 = Some(chrono::Utc::now());
+    let result = step.component.run(&call, &step.spec.with, inputs);
+    state.times.lock().unwrap().1 = Some(chrono::Utc::now());
+    let elapsed = t0.elapsed().as_nanos() as u64;
+    let nested = IN_TEE_NS.with(Cell::get) - before;
+    state
+        .run_ns
+        .fetch_add(elapsed.saturating_sub(nested), Ordering::Relaxed);
+
+    let output = match result {
+        Ok(o) => o,
+        Err(e) => {
+            // An upstream stream that broke is the cause; say so.
+            let upstream = step.inputs.iter().find_map(|inp| {
+                let st = states[inp.producer].status.lock().unwrap();
+                match &*st {
+                    Some((StepStatus::Failed, m)) => Some(format!(
+                        "upstream step `{}` failed: {}",
+                        plan.steps[inp.producer].spec.id,
+                        m.clone().unwrap_or_default()
+                    )),
+                    _ => None,
+                }
+            });
+            let msg = match upstream {
+                Some(u) => u,
+                None => e.message.clone(),
+            };
+            let msg = redact.apply(&msg);
+            state.fail(msg.clone());
+            opts.observer.step_finished(id, "failed", Some(&msg));
+            return;
+        }
+    };
+    *state.facts.lock().unwrap() = Some(output.facts.clone());
+
+    let mut emitted: BTreeMap<String, Box<dyn RecordBatchReader + Send>> =
+        output.ports.into_iter().collect();
+    let mut my_slots = BTreeMap::new();
+    let mut failure: Option<String> = None;
+    for (port, planned) in &step.outputs {
+        let Some(reader) = emitted.remove(port) else {
+            failure.get_or_insert(format!(
+                "the component planned output port `{port}` but did not produce it"
+            ));
+            continue;
+        };
+        let schema = reader.schema();
+        if !same_columns(&schema, planned) {
+            failure.get_or_insert(format!(
+                "output port `{port}` has columns [{}], but the component's plan promised [{}]; this is a bug in `{}`",
+                describe(&schema),
+                describe(planned),
+                step.component.qualified_name()
+            ));
+            continue;
+        }
+        let writer =
+            match &opts.run_dir {
+                Some(dir) => match dir.step_dir(id).map_err(|e| e.to_string()).and_then(|d| {
+                    PortWriter::create(d.join(format!("{port}.parquet")), schema.clone())
+                }) {
+                    Ok(w) => Some(BackgroundWriter::spawn(w)),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+        let tee = Tee {
+            inner: reader,
+            schema: schema.clone(),
+            writer,
+            rows: 0,
+            port: port.clone(),
+            state: state.clone(),
+            done: false,
+            cancel: opts.cancel.clone(),
+        };
+        match consumers.get(&(i, port.clone())).copied().unwrap_or(0) {
+            1 => {
+                my_slots.insert(port.clone(), Slot::Stream(Mutex::new(Some(Box::new(tee)))));
+            }
+            0 => {
+                let mut tee = tee;
+                for b in tee.by_ref() {
+                    if b.is_err() {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                let mut tee = tee;
+                let mut batches = Vec::new();
+                for b in tee.by_ref() {
+                    match b {
+                        Ok(b) => batches.push(b),
+                        Err(_) => break,
+                    }
+                }
+                my_slots.insert(port.clone(), Slot::Shared(schema, Arc::new(batches)));
+            }
+        }
+    }
+    if let Some(f) = failure {
+        state.fail(f);
+    }
+    *slots[i].lock().unwrap() = my_slots;
+    let mut st = state.status.lock().unwrap();
+    if st.is_none() {
+        *st = Some((StepStatus::Succeeded, None));
+    }
+    let (status, msg) = st.clone().expect("set above");
+    drop(st);
+    opts.observer
+        .step_finished(id, status.as_str(), msg.as_deref());
+}
+
+fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields().iter())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+fn describe(s: &SchemaRef) -> String {
+    s.fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_split_threads_deterministically() {
+        assert_eq!(budgets(2, 1), vec![2]);
+        assert_eq!(budgets(2, 3), vec![1, 1, 1]);
+        assert_eq!(budgets(5, 2), vec![3, 2]);
+    }
+
+    #[test]
+    fn config_hash_ignores_key_order() {
+        let a = serde_json::json!({"k": 3, "cols": ["a", "b"], "x": {"p": 1, "q": 2}});
+        let b = serde_json::json!({"x": {"q": 2, "p": 1}, "cols": ["a", "b"], "k": 3});
+        assert_eq!(config_hash(&a), config_hash(&b));
+        assert_ne!(config_hash(&a), config_hash(&serde_json::json!({"k": 4})));
+    }
+}

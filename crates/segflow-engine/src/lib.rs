@@ -1,0 +1,18 @@
+//! segflow's engine: everything between a pipeline file and its run directory.
+//!
+//! - [`spec`]: the YAML model, with locations for every node.
+//! - [`host`]: discovering and loading plugin libraries over ABI v1.
+//! - [`validate`]: the rules of a valid pipeline and plan-time schema inference.
+//! - [`graph`]: the step DAG (petgraph): cycles, topological layers.
+//! - [`execute`]: running steps in parallel with thread budgets.
+//! - [`store`]: the run directory, written atomically.
+
+pub mod diag;
+pub mod execute;
+pub mod graph;
+pub mod host;
+pub mod spec;
+pub mod store;
+pub mod validate;
+
+pub use diag::Diagnostic;

@@ -1,0 +1,178 @@
+//! ABI tests: the host refuses libraries it must not trust and survives plugins that
+//! misbehave.
+
+mod common;
+use common::*;
+
+const WRONG_ABI_C: &str = r#"
+#include <stdint.h>
+#include <stddef.h>
+/* A descriptor from a future segflow: only the first field matters to the host. */
+struct lib { uint32_t abi_version; uint32_t struct_size; const char* name; };
+static const struct lib LIB = { 99, sizeof(struct lib), "future" };
+const void* segflow_plugin_v1(void) { return &LIB; }
+"#;
+
+const NO_SYMBOL_C: &str = r#"
+int not_a_segflow_plugin(void) { return 42; }
+"#;
+
+fn pipeline_with_plugin(dir: &std::path::Path, lib: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("p.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: abi\nplugins: [\"{}\"]\nsteps:\n  - id: orders\n    stage: collect\n    plugin: synthetic\n    with: {{customers: 10}}\n",
+            lib.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn wrong_abi_version_is_refused_naming_both_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = build_c_library(WRONG_ABI_C, tmp.path(), "future");
+    let p = pipeline_with_plugin(tmp.path(), &lib);
+    let r = run(segflow().arg("validate").arg(&p));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("ABI v99"), "{}", r.stderr);
+    assert!(r.stderr.contains("ABI v1"), "{}", r.stderr);
+    assert!(r.stderr.contains("libfuture.so"), "{}", r.stderr);
+
+    // Found by scanning a directory, it is refused with a warning, listed, and the
+    // remaining libraries still work.
+    let r = run(segflow()
+        .args(["plugins", "list", "--plugin-path"])
+        .arg(tmp.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("refused") && r.stdout.contains("ABI v99"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("collect"), "{}", r.stdout);
+}
+
+#[test]
+fn library_without_entry_symbol_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = build_c_library(NO_SYMBOL_C, tmp.path(), "nosymbol");
+    let p = pipeline_with_plugin(tmp.path(), &lib);
+    let r = run(segflow().arg("validate").arg(&p));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("does not export the segflow entry point `segflow_plugin_v1`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_library_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("libjunk.so");
+    std::fs::write(&lib, b"this is not an ELF file").unwrap();
+    let p = pipeline_with_plugin(tmp.path(), &lib);
+    let r = run(segflow().arg("validate").arg(&p));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot load plugin library"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn write(dir: &std::path::Path, yaml: &str) -> std::path::PathBuf {
+    let p = dir.join("p.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+#[test]
+fn a_panicking_component_fails_its_step_and_the_host_survives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(
+        tmp.path(),
+        "name: panics
+steps:
+  - {id: src, stage: collect, plugin: source, with: {rows: 1000}}
+  - {id: boom, stage: clean, plugin: panic, needs: [src]}
+  - {id: after, stage: clean, plugin: passthrough, needs: [boom]}
+  - {id: other, stage: clean, plugin: passthrough, needs: [src]}
+",
+    );
+    let out = tmp.path().join("run");
+    let r = run(segflow().arg("run").arg(&p).arg("--out").arg(&out));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("testkit boom"), "{}", r.stderr);
+    let m = read_json(&out.join("manifest.json"));
+    let status = |id: &str| {
+        m["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status("boom"), "failed");
+    assert_eq!(status("after"), "skipped");
+    assert_eq!(
+        status("other"),
+        "succeeded",
+        "the independent branch finishes"
+    );
+    assert_eq!(status("src"), "succeeded");
+    assert_eq!(m["status"], "failed");
+    assert!(m["steps"][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("panicked"));
+    assert_eq!(parquet_rows(&out.join("steps/other/main.parquet")), 1000);
+}
+
+#[test]
+fn a_panic_inside_a_lazy_stream_fails_the_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(
+        tmp.path(),
+        "name: stream_panic
+steps:
+  - {id: src, stage: collect, plugin: source, with: {rows: 200000, batch_rows: 1000}}
+  - {id: boom, stage: clean, plugin: panic_in_stream, needs: [src]}
+",
+    );
+    let out = tmp.path().join("run");
+    let r = run(segflow().arg("run").arg(&p).arg("--out").arg(&out));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("panicked"), "{}", r.stderr);
+    let m = read_json(&out.join("manifest.json"));
+    assert_eq!(m["steps"][1]["status"], "failed");
+    // No half-written file that looks complete.
+    assert!(!out.join("steps/boom/main.parquet").exists());
+}
+
+#[test]
+fn a_component_error_is_reported_with_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(
+        tmp.path(),
+        "name: fails
+steps:
+  - {id: src, stage: collect, plugin: source, with: {rows: 10}}
+  - {id: bad, stage: clean, plugin: fail, needs: [src]}
+",
+    );
+    let r = run(segflow()
+        .arg("run")
+        .arg(&p)
+        .arg("--out")
+        .arg(tmp.path().join("run")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("step `bad` failed"), "{}", r.stderr);
+}

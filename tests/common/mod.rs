@@ -1,0 +1,109 @@
+//! Helpers shared by the end-to-end tests: the real `segflow` binary and the plugin
+//! libraries cargo built next to it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_segflow"))
+}
+
+/// The directory holding the binary, where cargo also puts the plugin cdylibs.
+pub fn plugin_dir() -> PathBuf {
+    bin().parent().unwrap().to_path_buf()
+}
+
+/// Fail early with a helpful message when the plugin libraries were not built.
+pub fn require_plugins() {
+    for lib in ["segflow_collect", "segflow_clean", "segflow_testkit"] {
+        let p = plugin_dir().join(format!("lib{lib}.{}", std::env::consts::DLL_EXTENSION));
+        assert!(
+            p.exists(),
+            "{} is missing: run `cargo build --workspace` before `cargo test` (the README's test command does both)",
+            p.display()
+        );
+    }
+}
+
+pub fn segflow() -> Command {
+    require_plugins();
+    let mut c = Command::new(bin());
+    c.env_remove("SEGFLOW_PLUGIN_PATH")
+        .env_remove("SEGFLOW_LOG")
+        .env("NO_COLOR", "1")
+        .current_dir(repo_root());
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("running segflow");
+    let r = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(
+        !r.stderr.contains("panicked at") && !r.stderr.contains("RUST_BACKTRACE"),
+        "segflow panicked:\n{}",
+        r.stderr
+    );
+    r
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
+}
+
+/// Row count of a Parquet file, from its metadata.
+pub fn parquet_rows(p: &Path) -> i64 {
+    let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let r = parquet::file::reader::SerializedFileReader::new(f).unwrap();
+    use parquet::file::reader::FileReader;
+    r.metadata().file_metadata().num_rows()
+}
+
+/// Read a whole Parquet file as Arrow batches.
+pub fn parquet_batches(p: &Path) -> Vec<arrow::array::RecordBatch> {
+    let f = std::fs::File::open(p).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// Compile a C file into a shared library with the system C compiler.
+pub fn build_c_library(src: &str, out_dir: &Path, name: &str) -> PathBuf {
+    let c = out_dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let lib = out_dir.join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(&cc)
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&c)
+        .status()
+        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e}"));
+    assert!(st.success(), "compiling {}", c.display());
+    lib
+}

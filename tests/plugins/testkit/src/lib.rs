@@ -1,0 +1,191 @@
+//! Test-only components for the engine's end-to-end tests and benchmarks: a seeded
+//! source, a zero-copy pass-through, and components that panic, fail or sleep on
+//! purpose. Not built by `cargo build --release` (not a default workspace member).
+
+use segflow_sdk::arrow::array::{Float64Array, Int64Array};
+use segflow_sdk::prelude::*;
+use std::sync::Arc;
+
+/// Deterministic rows: `id` (Int64), `value` (Float64), `group` (Int64).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Rows to produce.
+    pub rows: u64,
+    /// Rows per record batch.
+    #[serde(default = "default_batch_rows")]
+    #[schemars(range(min = 1))]
+    pub batch_rows: u64,
+    /// Seed of the values.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_batch_rows() -> u64 {
+    65536
+}
+
+fn source_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("group", DataType::Int64, false),
+    ]))
+}
+
+impl Component for Source {
+    const NAME: &'static str = "source";
+    const STAGE: Stage = Stage::Collect;
+
+    fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(source_schema()))
+    }
+
+    fn run(&self, _inputs: Vec<Named<Table>>, ctx: &mut Context) -> Result<Outputs<Table>> {
+        let (rows, batch, seed) = (self.rows, self.batch_rows.max(1), self.seed);
+        ctx.fact("rows", rows);
+        tracing::info!(rows, "producing test rows");
+        let schema = source_schema();
+        let s = schema.clone();
+        let batches = (0..rows.div_ceil(batch)).map(move |b| {
+            let start = b * batch;
+            let end = (start + batch).min(rows);
+            let ids: Vec<i64> = (start as i64..end as i64).collect();
+            // splitmix64: cheap, seeded, reproducible.
+            let values: Vec<f64> = ids
+                .iter()
+                .map(|&i| {
+                    let mut z = (i as u64)
+                        .wrapping_add(seed)
+                        .wrapping_add(0x9E3779B97F4A7C15);
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+                    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+                })
+                .collect();
+            let groups: Vec<i64> = ids.iter().map(|i| i % 7).collect();
+            RecordBatch::try_new(
+                s.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(Float64Array::from(values)),
+                    Arc::new(Int64Array::from(groups)),
+                ],
+            )
+        });
+        Ok(Outputs::main(Table::from_iter(schema, batches)))
+    }
+}
+
+/// Returns its input unchanged, lazily and without copying.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Passthrough {}
+
+impl Component for Passthrough {
+    const NAME: &'static str = "passthrough";
+    const STAGE: Stage = Stage::Clean;
+    fn ports() -> Ports {
+        Ports::new(Stage::Clean, 1, 1).outputs(&[("main", "the input, unchanged")])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(single(inputs)?.clone()))
+    }
+    fn run(&self, mut inputs: Vec<Named<Table>>, _ctx: &mut Context) -> Result<Outputs<Table>> {
+        Ok(Outputs::main(inputs.remove(0).value))
+    }
+}
+
+/// Panics in `run` with the message "testkit boom".
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Panic {}
+
+impl Component for Panic {
+    const NAME: &'static str = "panic";
+    const STAGE: Stage = Stage::Clean;
+    fn ports() -> Ports {
+        Ports::new(Stage::Clean, 1, 1).outputs(&[("main", "never produced")])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(single(inputs)?.clone()))
+    }
+    fn run(&self, _inputs: Vec<Named<Table>>, _ctx: &mut Context) -> Result<Outputs<Table>> {
+        panic!("testkit boom");
+    }
+}
+
+/// Returns a lazy stream that panics on its second batch.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PanicInStream {}
+
+impl Component for PanicInStream {
+    const NAME: &'static str = "panic_in_stream";
+    const STAGE: Stage = Stage::Clean;
+    fn ports() -> Ports {
+        Ports::new(Stage::Clean, 1, 1).outputs(&[("main", "fails part-way")])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(single(inputs)?.clone()))
+    }
+    fn run(&self, mut inputs: Vec<Named<Table>>, _ctx: &mut Context) -> Result<Outputs<Table>> {
+        let input = inputs.remove(0).value;
+        let schema = input.schema();
+        let mut n = 0;
+        let iter = input.inspect(move |_| {
+            n += 1;
+            if n == 2 {
+                panic!("testkit stream boom");
+            }
+        });
+        Ok(Outputs::main(Table::from_iter(schema, iter)))
+    }
+}
+
+/// Fails with an ordinary error.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fail {}
+
+impl Component for Fail {
+    const NAME: &'static str = "fail";
+    const STAGE: Stage = Stage::Clean;
+    fn ports() -> Ports {
+        Ports::new(Stage::Clean, 1, 1).outputs(&[("main", "never produced")])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(single(inputs)?.clone()))
+    }
+    fn run(&self, _inputs: Vec<Named<Table>>, _ctx: &mut Context) -> Result<Outputs<Table>> {
+        Err(Error::new("testkit failure on purpose"))
+    }
+}
+
+/// Sleeps, then passes its input through (for parallelism tests).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sleep {
+    /// Milliseconds to sleep.
+    pub ms: u64,
+}
+
+impl Component for Sleep {
+    const NAME: &'static str = "sleep";
+    const STAGE: Stage = Stage::Clean;
+    fn ports() -> Ports {
+        Ports::new(Stage::Clean, 1, 1).outputs(&[("main", "the input, unchanged")])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(single(inputs)?.clone()))
+    }
+    fn run(&self, mut inputs: Vec<Named<Table>>, _ctx: &mut Context) -> Result<Outputs<Table>> {
+        std::thread::sleep(std::time::Duration::from_millis(self.ms));
+        Ok(Outputs::main(inputs.remove(0).value))
+    }
+}
+
+segflow_sdk::export_plugin!(
+    name: "testkit",
+    components: [Source, Passthrough, Panic, PanicInStream, Fail, Sleep]
+);
