@@ -176,3 +176,85 @@ steps:
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("step `bad` failed"), "{}", r.stderr);
 }
+
+/// A second library ("acme", written in C against the ABI) that also exports a
+/// component named `synthetic`.
+const ACME_C: &str = r#"
+#include <stdint.h>
+#include <stddef.h>
+typedef int32_t (*call_fn)(const void*, const char*, const void*, size_t);
+struct component {
+    uint32_t struct_size; uint32_t stage;
+    const char* name; const char* version; const char* description;
+    const char* config_schema; const char* ports;
+    call_fn plan; call_fn run;
+};
+struct library {
+    uint32_t abi_version; uint32_t struct_size;
+    const char* name; const char* version; const char* sdk_version;
+    size_t n_components; const struct component* components;
+};
+static int32_t refuse(const void* h, const char* c, const void* i, size_t n) { return 1; }
+static const struct component COMPONENTS[1] = {{
+    sizeof(struct component), 0, "synthetic", "9.9.9", "A vendor's synthetic data",
+    "{\"type\": \"object\"}",
+    "{\"inputs\": {\"min\": 0, \"max\": 0}, \"outputs\": [{\"name\": \"main\"}]}",
+    refuse, refuse
+}};
+static const struct library LIBRARY = { 1, sizeof(struct library), "acme", "1.0.0", "c", 1, COMPONENTS };
+const struct library* segflow_plugin_v1(void) { return &LIBRARY; }
+"#;
+
+#[test]
+fn a_component_two_libraries_export_must_be_qualified() {
+    let tmp = tempfile::tempdir().unwrap();
+    build_c_library(ACME_C, tmp.path(), "acme");
+    let p = write(
+        tmp.path(),
+        "name: ambiguous\nsteps:\n  - {id: orders, stage: collect, plugin: synthetic}\n",
+    );
+    let r = run(segflow()
+        .arg("validate")
+        .arg(&p)
+        .arg("--plugin-path")
+        .arg(tmp.path()));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("exported by more than one library"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("`collect/synthetic`") && r.stderr.contains("`acme/synthetic`"),
+        "{}",
+        r.stderr
+    );
+
+    let q = write(
+        tmp.path(),
+        "name: qualified\nsteps:\n  - {id: orders, stage: collect, plugin: collect/synthetic, with: {customers: 5}}\n",
+    );
+    let r = run(segflow()
+        .arg("validate")
+        .arg(&q)
+        .arg("--plugin-path")
+        .arg(tmp.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // A C component that fails without saying why still gets a clear message.
+    let c = write(
+        tmp.path(),
+        "name: vendor\nsteps:\n  - {id: orders, stage: collect, plugin: acme/synthetic}\n",
+    );
+    let r = run(segflow()
+        .arg("validate")
+        .arg(&c)
+        .arg("--plugin-path")
+        .arg(tmp.path()));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("acme/synthetic") && r.stderr.contains("without saying why"),
+        "{}",
+        r.stderr
+    );
+}

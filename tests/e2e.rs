@@ -401,3 +401,61 @@ steps:
     assert!(t("b", "started_at") < t("a", "run_returned_at"), "{m:#}");
     assert_eq!(step(&m, "a")["threads"], 1, "the thread budget is split");
 }
+
+#[test]
+fn kmeans_segments_the_quickstart_features() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        "name: kmeans_e2e
+steps:
+  - { id: orders, stage: collect, plugin: synthetic, with: { customers: 3000, seed: 7 } }
+  - id: features
+    stage: clean
+    plugin: customer_features
+    needs: [orders]
+    with: { as_of: \"2025-01-01\" }
+  - id: km
+    stage: segment
+    plugin: kmeans
+    needs: [features]
+    with: { k: 5, features: [recency_days, frequency, monetary_sum], n_init: 3, seed: 1 }
+",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let r = run(segflow().arg("run").arg(&p).arg("--out").arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = read_json(&out.join("manifest.json"));
+    assert_eq!(step(&m, "km")["rows"]["assignments"], 3000);
+    assert_eq!(step(&m, "km")["rows"]["model"], 5);
+    let model = parquet_batches(&out.join("steps/km/model.parquet"));
+    let sizes = model[0].column_by_name("size").unwrap();
+    let sizes = sizes
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap();
+    let sizes: Vec<i64> = sizes.values().to_vec();
+    assert_eq!(sizes.iter().sum::<i64>(), 3000);
+    assert!(
+        sizes.windows(2).all(|w| w[0] >= w[1]),
+        "segments numbered by size: {sizes:?}"
+    );
+    let facts = read_json(&out.join("steps/km/facts.json"));
+    assert_eq!(facts["inertia_per_init"].as_array().unwrap().len(), 3);
+
+    // A missing feature column is caught by validate, pointing at the list entry.
+    let bad = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("monetary_sum]", "monetary]");
+    std::fs::write(&p, bad).unwrap();
+    let r = run(segflow().arg("validate").arg(&p));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("column `monetary` is not in the input")
+            && r.stderr.contains("p.yaml:13:55"),
+        "{}",
+        r.stderr
+    );
+}

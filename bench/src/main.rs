@@ -139,9 +139,49 @@ fn engine_overhead(rows: u64, steps: usize, rounds: usize) {
     );
 }
 
+/// Fit time of k-means (k-means++, one init, `tol = 0`, ITERS Lloyd iterations) on a
+/// features CSV from `../shared/bench/gen.py features`, as `kmeans_sklearn.py` measures.
+fn kmeans(path: &str, k: usize, iters: usize, rounds: usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut lines = text.lines();
+    let d = lines.next().map_or(0, |h| h.split(',').count());
+    let data: Vec<f64> = lines
+        .flat_map(|l| l.split(',').map(|v| v.parse::<f64>().expect("a number")))
+        .collect();
+    let params = segflow_ml::kmeans::KMeansParams::new(k)
+        .tol(0.0)
+        .max_iter(iters)
+        .seed(0);
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let m = segflow_ml::kmeans::fit(&data, d, &params).expect("k-means");
+        times.push(t.elapsed().as_secs_f64());
+        last = Some(m);
+    }
+    let m = last.expect("at least one round");
+    println!(
+        "fit_s={:.3} inertia={:.6e} iters={} (median of {rounds}, {} rows x {d}, k={k})",
+        median(times),
+        m.inertia,
+        m.n_iter,
+        data.len() / d
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("kmeans") => {
+            let path = args
+                .get(1)
+                .expect("usage: segflow-bench kmeans FEATURES.csv [K] [ITERS] [ROUNDS]");
+            let k = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+            let iters = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
+            let rounds = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+            kmeans(path, k, iters, rounds);
+        }
         Some("engine-overhead") => {
             let rows = args
                 .get(1)
@@ -152,7 +192,7 @@ fn main() {
             engine_overhead(rows, steps, rounds);
         }
         _ => {
-            eprintln!("usage: segflow-bench engine-overhead [ROWS] [STEPS] [ROUNDS]");
+            eprintln!("usage: segflow-bench engine-overhead [ROWS] [STEPS] [ROUNDS] | kmeans FEATURES.csv [K] [ITERS] [ROUNDS]");
             std::process::exit(2);
         }
     }

@@ -16,7 +16,7 @@ pub fn list(globals: &Globals, as_json: bool) -> Result<u8, Failure> {
             .map(|l| {
                 json!({
                     "name": l.name, "version": l.version, "sdk_version": l.sdk_version,
-                    "path": l.path.display().to_string(), "sha256": l.sha256,
+                    "path": l.path.display().to_string(), "sha256": l.sha256(),
                     "components": reg.components.iter().filter(|c| std::sync::Arc::ptr_eq(&c.library, l)).map(|c| json!({
                         "name": c.name, "stage": c.stage, "version": c.version, "description": c.description,
                     })).collect::<Vec<_>>(),
@@ -40,7 +40,7 @@ pub fn list(globals: &Globals, as_json: bool) -> Result<u8, Failure> {
             l.name,
             l.version,
             l.path.display(),
-            &l.sha256[..12]
+            &l.sha256()[..12]
         );
         for stage in Stage::ALL {
             let names: Vec<&str> = reg

@@ -144,7 +144,7 @@ fn manifest(
                     "name": c.library.name,
                     "version": c.library.version,
                     "path": c.library.path.display().to_string(),
-                    "sha256": c.library.sha256,
+                    "sha256": c.library.sha256(),
                 },
                 "needs": s.inputs.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
                 // As written: `${VAR}` stays a reference, so no secret is stored.
@@ -159,6 +159,9 @@ fn manifest(
                 "write_ms": r.map(|r| (r.write_ms * 1000.0).round() / 1000.0),
                 "rows_in": r.map(|r| r.rows_in),
                 "rows": r.map(|r| json!(r.rows)),
+                // For a clean step: what went out clean and what was rejected.
+                "rows_out": r.and_then(|r| r.rows.get("main").copied()),
+                "rows_quarantined": r.and_then(|r| r.rows.get("quarantine").copied()),
                 "cache_hit": false,
             })
         })

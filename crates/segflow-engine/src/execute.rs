@@ -381,7 +381,7 @@ fn run_step(
     let step = &plan.steps[i];
     let id = &step.spec.id;
     let state = &states[i];
-    let span = tracing::info_span!("step", step = %id, plugin = %step.component.qualified_name());
+    let span = tracing::info_span!("step", component = %step.component.qualified_name());
     let _enter = span.enter();
 
     // Skip when an upstream step failed or was skipped.

@@ -28,7 +28,18 @@ pub struct Library {
     pub version: String,
     pub sdk_version: String,
     pub path: PathBuf,
-    pub sha256: String,
+    /// sha256 of the file, computed on first use (only libraries a run uses need it).
+    sha256: std::sync::OnceLock<String>,
+}
+
+impl Library {
+    /// sha256 of the library file as loaded (hex). Computed once, on first use.
+    pub fn sha256(&self) -> &str {
+        self.sha256.get_or_init(|| match std::fs::read(&self.path) {
+            Ok(bytes) => hex(&Sha256::digest(&bytes)),
+            Err(e) => format!("unreadable: {e}"),
+        })
+    }
 }
 
 /// What a component declares about its ports.
@@ -206,13 +217,12 @@ impl Registry {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| {
-            err(format!(
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(err(format!(
                 "cannot read plugin library `{}`: {e}",
                 path.display()
-            ))
-        })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+            )));
+        }
         // SAFETY: loading a library runs its initialisers; plugin libraries are trusted
         // code the user chose to put on the plugin path.
         let lib = unsafe { libloading::Library::new(path) }.map_err(|e| {
@@ -264,7 +274,7 @@ impl Registry {
             version: cstr(desc.version),
             sdk_version: cstr(desc.sdk_version),
             path: path.to_path_buf(),
-            sha256,
+            sha256: std::sync::OnceLock::new(),
         });
         let mut components = Vec::new();
         for i in 0..desc.n_components {

@@ -6,5 +6,20 @@
 //!
 //! - [`features`]: streaming per-customer transaction features (RFM, tenure, gaps) and
 //!   the lifetimes-style calibration/holdout summary.
+//! - [`kmeans`]: k-means (Lloyd, k-means++), deterministic for a seed at any thread count.
+//! - [`stats`]: mean, population std, numpy-linear quantiles, median, MAD, mode.
+//! - [`keys`]: hashed multi-column keys (group ids, duplicate detection).
+//! - [`dedup`]: keep one row per key (first, last, max/min by a column).
+//! - [`rules`]: casting to a declared type and row-level data-quality checks.
+//! - [`impute`]: fill missing values (mean, median, mode, constant; text: mode,
+//!   constant), overall or by group.
+//! - [`outliers`]: IQR, z-score and robust z-score (MAD) fences; flag or clip.
 
+pub mod dedup;
 pub mod features;
+pub mod impute;
+pub mod keys;
+pub mod kmeans;
+pub mod outliers;
+pub mod rules;
+pub mod stats;

@@ -1,11 +1,11 @@
 //! The `customer_features` component: transactions in, one row per customer out.
 
-use segflow_sdk::config::IsoDate;
 use segflow_ml::features::{
     self, BatchColumns, ExclusionReason, Exclusions, FeatureAggregator, FeatureOptions, TimeUnit,
 };
 use segflow_sdk::arrow::array::{StringArray, UInt32Array};
 use segflow_sdk::arrow::compute::take_record_batch;
+use segflow_sdk::config::IsoDate;
 use segflow_sdk::prelude::*;
 use std::sync::Arc;
 

@@ -85,3 +85,288 @@ impl<R: Read> Read for Counting<R> {
         Ok(n)
     }
 }
+
+/// The text encoding of an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+pub enum TextEncoding {
+    /// UTF-8; a leading byte-order mark is detected and dropped.
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// UTF-8 that starts with a byte-order mark (as Excel writes it); the mark is
+    /// dropped. Files without one are read as plain UTF-8.
+    #[serde(rename = "utf-8-sig")]
+    Utf8Sig,
+    /// GBK (simplified Chinese, a superset of GB2312), decoded as GB18030.
+    #[serde(rename = "gbk")]
+    Gbk,
+    /// ISO-8859-1: every byte is the Unicode code point of the same number.
+    #[serde(rename = "latin-1")]
+    Latin1,
+    /// Windows-1252 (Western European Windows), e.g. `€` is byte 0x80.
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+}
+
+impl TextEncoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            TextEncoding::Utf8 => "utf-8",
+            TextEncoding::Utf8Sig => "utf-8-sig",
+            TextEncoding::Gbk => "gbk",
+            TextEncoding::Latin1 => "latin-1",
+            TextEncoding::Windows1252 => "windows-1252",
+        }
+    }
+}
+
+/// How a file is compressed, from its name: `.gz` (gzip) or `.zst` (zstd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn of(path: &Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("gz") => Compression::Gzip,
+            Some(e) if e.eq_ignore_ascii_case("zst") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// Open `path` as a stream of UTF-8 text: decompressed by extension (`.gz`, `.zst`),
+/// decoded from `encoding`, with a leading UTF-8 byte-order mark removed. The bytes taken
+/// from the file (compressed size) are added to `counter` when given.
+pub fn open_text(
+    path: &Path,
+    encoding: TextEncoding,
+    counter: Option<Arc<AtomicU64>>,
+) -> std::io::Result<Box<dyn Read + Send>> {
+    let file = std::fs::File::open(path)?;
+    let raw: Box<dyn Read + Send> = match counter {
+        Some(counter) => Box::new(Counting {
+            inner: file,
+            counter,
+        }),
+        None => Box::new(file),
+    };
+    let show = show(path);
+    let decompressed: Box<dyn Read + Send> = match Compression::of(path) {
+        Compression::None => raw,
+        Compression::Gzip => Box::new(Annotate {
+            inner: flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+                1 << 16,
+                raw,
+            )),
+            what: format!("`{show}` is not valid gzip data (the name ends in .gz)"),
+        }),
+        Compression::Zstd => Box::new(Annotate {
+            inner: zstd::stream::read::Decoder::new(raw)?,
+            what: format!("`{show}` is not valid zstd data (the name ends in .zst)"),
+        }),
+    };
+    Ok(match encoding {
+        TextEncoding::Utf8 | TextEncoding::Utf8Sig => Box::new(SkipBom::new(decompressed)),
+        TextEncoding::Latin1 => Box::new(Transcode::new(decompressed, None, encoding, show)),
+        TextEncoding::Gbk => Box::new(Transcode::new(
+            decompressed,
+            Some(encoding_rs::GBK.new_decoder()),
+            encoding,
+            show,
+        )),
+        TextEncoding::Windows1252 => Box::new(Transcode::new(
+            decompressed,
+            Some(encoding_rs::WINDOWS_1252.new_decoder()),
+            encoding,
+            show,
+        )),
+    })
+}
+
+/// Prefixes the errors of a decompressor with what was being read.
+struct Annotate<R> {
+    inner: R,
+    what: String,
+}
+
+impl<R: Read> Read for Annotate<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.what)))
+    }
+}
+
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+/// Drops a leading UTF-8 byte-order mark.
+struct SkipBom<R> {
+    inner: R,
+    head: [u8; 3],
+    head_len: usize,
+    head_pos: usize,
+    checked: bool,
+}
+
+impl<R: Read> SkipBom<R> {
+    fn new(inner: R) -> Self {
+        SkipBom {
+            inner,
+            head: [0; 3],
+            head_len: 0,
+            head_pos: 0,
+            checked: false,
+        }
+    }
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.checked {
+            while self.head_len < 3 {
+                let n = self.inner.read(&mut self.head[self.head_len..])?;
+                if n == 0 {
+                    break;
+                }
+                self.head_len += n;
+            }
+            self.checked = true;
+            if self.head_len == 3 && self.head == BOM {
+                self.head_len = 0;
+            }
+        }
+        if self.head_pos < self.head_len {
+            let n = (self.head_len - self.head_pos).min(buf.len());
+            buf[..n].copy_from_slice(&self.head[self.head_pos..self.head_pos + n]);
+            self.head_pos += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Decodes a legacy encoding to UTF-8 as it is read. Bytes that are not valid in the
+/// encoding are an error naming the file and the byte offset (nothing is replaced
+/// silently).
+struct Transcode<R> {
+    inner: R,
+    /// `None`: ISO-8859-1, decoded directly.
+    decoder: Option<encoding_rs::Decoder>,
+    encoding: TextEncoding,
+    path: String,
+    input: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    eof: bool,
+    done: bool,
+    /// Input bytes decoded so far.
+    offset: u64,
+}
+
+const TRANSCODE_CHUNK: usize = 1 << 16;
+
+impl<R: Read> Transcode<R> {
+    fn new(
+        inner: R,
+        decoder: Option<encoding_rs::Decoder>,
+        encoding: TextEncoding,
+        path: String,
+    ) -> Self {
+        Transcode {
+            inner,
+            decoder,
+            encoding,
+            path,
+            input: vec![0; TRANSCODE_CHUNK],
+            in_start: 0,
+            in_end: 0,
+            out: Vec::with_capacity(TRANSCODE_CHUNK * 3 + 16),
+            out_pos: 0,
+            eof: false,
+            done: false,
+            offset: 0,
+        }
+    }
+
+    /// Decode the next piece of input into `out`.
+    fn refill(&mut self) -> std::io::Result<()> {
+        if self.in_start == self.in_end && !self.eof {
+            let n = self.inner.read(&mut self.input)?;
+            self.in_start = 0;
+            self.in_end = n;
+            self.eof = n == 0;
+        }
+        let src = &self.input[self.in_start..self.in_end];
+        self.out.clear();
+        self.out_pos = 0;
+        match &mut self.decoder {
+            None => {
+                for &b in src {
+                    if b < 0x80 {
+                        self.out.push(b);
+                    } else {
+                        self.out.push(0xC0 | (b >> 6));
+                        self.out.push(0x80 | (b & 0x3F));
+                    }
+                }
+                self.offset += src.len() as u64;
+                self.in_start = self.in_end;
+                if self.eof {
+                    self.done = true;
+                }
+            }
+            Some(decoder) => {
+                self.out.resize(TRANSCODE_CHUNK * 3 + 16, 0);
+                let (result, read, written) =
+                    decoder.decode_to_utf8_without_replacement(src, &mut self.out, self.eof);
+                self.out.truncate(written);
+                self.in_start += read;
+                self.offset += read as u64;
+                match result {
+                    encoding_rs::DecoderResult::InputEmpty => {
+                        if self.eof {
+                            self.done = true;
+                        }
+                    }
+                    encoding_rs::DecoderResult::OutputFull => {}
+                    encoding_rs::DecoderResult::Malformed(bad, _) => {
+                        let at = self.offset.saturating_sub(u64::from(bad));
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "`{}` byte {at}: bytes that are not valid {} text; check \
+                                 `encoding`",
+                                self.path,
+                                self.encoding.name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Transcode<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.out_pos < self.out.len() {
+                let n = (self.out.len() - self.out_pos).min(buf.len());
+                buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                return Ok(n);
+            }
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+    }
+}

@@ -7,13 +7,13 @@
 //! from a golden-ratio (Weyl) sequence over the customer index, so the archetype counts
 //! match the configured shares to within one customer per archetype.
 
-use segflow_sdk::config::IsoDate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
 use rayon::prelude::*;
 use segflow_sdk::arrow::array::{Date32Array, Float64Array, Int64Array, StringArray};
 use segflow_sdk::arrow::error::ArrowError;
+use segflow_sdk::config::IsoDate;
 use segflow_sdk::ffi::HostHandle;
 use segflow_sdk::prelude::*;
 use std::collections::VecDeque;
