@@ -21,18 +21,20 @@
 mod csv;
 mod files;
 mod jsonl;
+mod param;
 mod parquet_source;
 mod postgres;
 mod sqlite;
 mod synthetic;
 
 pub use crate::csv::{ColumnSpec, ColumnType, Columns, CsvSource, DecimalSeparator};
-pub use crate::postgres::{Aggregate, ParamValue, PostgresSource};
+pub use crate::postgres::{Aggregate, PostgresSource};
 pub use files::TextEncoding;
 pub use jsonl::JsonlSource;
+pub use param::ParamValue;
 pub use parquet_source::ParquetSource;
 pub use segflow_sdk::config::IsoDate;
-pub use sqlite::{ParamValue as SqliteParam, SqliteSource};
+pub use sqlite::SqliteSource;
 pub use synthetic::{Archetype, ArchetypeShares, Synthetic};
 
 segflow_sdk::export_plugin!(name: "collect", components: [CsvSource, JsonlSource, ParquetSource, PostgresSource, SqliteSource, Synthetic]);

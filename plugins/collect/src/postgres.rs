@@ -70,21 +70,7 @@ pub struct PostgresSource {
     pub aggregate: Option<Aggregate>,
 }
 
-/// A query parameter value.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum ParamValue {
-    /// `true` / `false`.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A number.
-    Float(f64),
-    /// Text; also dates (`"2024-01-31"`) and any value the server parses.
-    Text(String),
-    /// SQL NULL.
-    Null(()),
-}
+use crate::param::ParamValue;
 
 /// What to aggregate per customer, as the `customer_features` component's `key`, `date`,
 /// `amount` and `as_of`.

@@ -48,21 +48,7 @@ pub struct SqliteSource {
     pub batch_size: usize,
 }
 
-/// A query parameter value: a string, a number, a boolean (bound as 1 / 0) or null.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum ParamValue {
-    /// A boolean, bound as the integer 1 or 0.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A floating-point number.
-    Float(f64),
-    /// Text.
-    Text(String),
-    /// SQL NULL.
-    Null(()),
-}
+use crate::param::ParamValue;
 
 fn default_infer_rows() -> usize {
     100
