@@ -126,3 +126,55 @@ fn sqlite_query_params_can_be_set_from_the_command_line() {
     // The 1998 purchases of the CDNOW sample.
     assert_eq!(step(&m, "orders")["rows"]["main"], 1191);
 }
+
+/// Bad data under `segflow run`: a clear message naming the file or column, exit 1 (a
+/// well-formed pipeline whose step cannot run on this data), and never a panic.
+#[test]
+fn bad_data_fails_the_step_with_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("ragged.csv"),
+        "customer_id,date,amount\n1,2024-01-01,5\n2,2024-01-02\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("empty.csv"), "").unwrap();
+    std::fs::write(
+        d.join("ok.csv"),
+        "customer_id,date,amount\n1,2024-01-01,5\n",
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("adir.csv")).unwrap();
+    let features =
+        "  - id: f\n    stage: clean\n    plugin: customer_features\n    needs: [tx]\n    \
+                    with: { as_of: \"2025-01-01\", amount: spend }\n";
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("missing.csv", "", &["missing.csv", "No such file"]),
+        ("adir.csv", "", &["adir.csv", "directory"]),
+        ("ragged.csv", "", &["ragged.csv", "line 3"]),
+        ("empty.csv", "", &["empty.csv", "empty"]),
+        ("ok.csv", features, &["spend", "not in the input"]),
+    ];
+    for (file, extra, needles) in cases {
+        let yaml = format!(
+            "name: bad_data\nsteps:\n  - id: tx\n    stage: collect\n    plugin: csv\n    \
+             with: {{ path: \"{}\" }}\n{extra}",
+            d.join(file).display()
+        );
+        let p = d.join(format!("{file}.yaml"));
+        std::fs::write(&p, yaml).unwrap();
+        let r = run(segflow().arg("run").arg(&p).arg("--out").arg(d.join("out")));
+        assert_eq!(r.code, 1, "{file}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{file}: {}", r.stderr);
+        for n in needles {
+            assert!(
+                r.stderr.contains(n),
+                "{file}: stderr lacks {n:?}\n{}",
+                r.stderr
+            );
+        }
+        // `validate` still calls the pipeline invalid for this data
+        let r = run(segflow().arg("validate").arg(&p));
+        assert_eq!(r.code, 2, "{file}: {}", r.stderr);
+    }
+}

@@ -58,6 +58,10 @@ enum Command {
         /// Threads for the whole run (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Flush every output file to disk before it is published (survives a power
+        /// cut; slower for large outputs).
+        #[arg(long)]
+        fsync: bool,
     },
     /// Check a pipeline without reading any data. Exit 0 when valid, 2 when not.
     Validate {
@@ -151,7 +155,11 @@ fn main() -> ExitCode {
             set,
             no_cache: _,
             threads,
-        } => run_cmd::run(&globals, &pipeline, out.as_deref(), &set, threads),
+            fsync,
+        } => {
+            segflow_engine::store::set_sync_outputs(fsync);
+            run_cmd::run(&globals, &pipeline, out.as_deref(), &set, threads)
+        }
         Command::Validate { pipeline, set } => load_plan(&globals, &pipeline, &set).map(|plan| {
             eprintln!(
                 "{} is valid: {} steps in {} layers",

@@ -18,7 +18,7 @@ pub fn run(
     sets: &[String],
     threads: Option<usize>,
 ) -> Result<u8, Failure> {
-    let plan = load_plan(globals, pipeline, sets)?;
+    let plan = load_plan(globals, pipeline, sets).map_err(step_failure)?;
     let threads = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
@@ -227,4 +227,20 @@ fn summary(report: &RunReport, dir: &RunDir, secs: f64) {
         report.steps.len(),
         dir.root.display()
     );
+}
+
+/// A pipeline the engine accepts but whose components refuse their inputs at plan time
+/// (a missing or empty file, a ragged CSV, a column the data lacks, an unreachable
+/// database) is a well-formed pipeline that cannot run on this data: for `run` that
+/// is a failed step (exit 1), as the same problem found while running would be.
+/// `validate` still calls it invalid (exit 2).
+fn step_failure(mut f: Failure) -> Failure {
+    let component_only = !f.diagnostics.is_empty()
+        && f.diagnostics
+            .iter()
+            .all(|d| matches!(d.code, "segflow::plan" | "segflow::plugin-panic"));
+    if f.code == EXIT_INVALID && component_only {
+        f.code = EXIT_STEP_FAILED;
+    }
+    f
 }

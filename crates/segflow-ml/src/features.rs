@@ -133,6 +133,10 @@ pub struct FeatureOptions {
     /// Return the row numbers of excluded rows from `push` (for a quarantine output).
     /// Counts are kept either way.
     pub record_exclusions: bool,
+    /// With `as_of`: add the purchase-gap statistics `gap_min_days`,
+    /// `gap_median_days`, `gap_max_days` and `gap_std_days` over the gaps between
+    /// consecutive distinct purchase days.
+    pub gap_stats: bool,
 }
 
 impl FeatureOptions {
@@ -433,6 +437,11 @@ impl FeatureAggregator {
                 Field::new("tenure_days", DataType::Int64, false),
                 Field::new("avg_gap_days", DataType::Float64, true),
             ]);
+            if options.gap_stats {
+                for name in GAP_COLUMNS {
+                    fields.push(Field::new(name, DataType::Float64, true));
+                }
+            }
             if options.calibration_end.is_some() {
                 for name in [
                     "frequency_cal",
@@ -995,6 +1004,14 @@ struct FinishCtx {
     schema: SchemaRef,
 }
 
+/// The purchase-gap columns of [`FeatureOptions::gap_stats`], in output order.
+pub const GAP_COLUMNS: [&str; 4] = [
+    "gap_min_days",
+    "gap_median_days",
+    "gap_max_days",
+    "gap_std_days",
+];
+
 /// One customer's figures before they become columns.
 struct Row<C> {
     first: i32,
@@ -1002,7 +1019,59 @@ struct Row<C> {
     n: u64,
     sum: f64,
     distinct: u64,
+    // Boxed: without `gap_stats` the row stays small for inputs with many customers.
+    gaps: Option<Box<GapStats>>,
     cal: C,
+}
+
+/// Statistics of the gaps (in days) between consecutive distinct purchase days; only
+/// for customers with at least two purchase days.
+#[derive(Debug, Clone, Copy)]
+struct GapStats {
+    min: f64,
+    median: f64,
+    max: f64,
+    /// Sample standard deviation (ddof 1, as pandas and polars default); `None` with a
+    /// single gap.
+    std: Option<f64>,
+}
+
+impl GapStats {
+    /// From the sorted purchase days of one customer (duplicates allowed); `scratch` is
+    /// reused between customers.
+    fn of(sorted_days: &[i32], scratch: &mut Vec<i32>) -> Option<GapStats> {
+        scratch.clear();
+        let mut prev: Option<i32> = None;
+        for &d in sorted_days {
+            if let Some(p) = prev {
+                if d != p {
+                    scratch.push(d - p);
+                }
+            }
+            prev = Some(d);
+        }
+        if scratch.is_empty() {
+            return None;
+        }
+        let n = scratch.len();
+        let mean = scratch.iter().map(|&g| f64::from(g)).sum::<f64>() / n as f64;
+        let std = (n > 1).then(|| {
+            let ss: f64 = scratch.iter().map(|&g| (f64::from(g) - mean).powi(2)).sum();
+            (ss / (n - 1) as f64).sqrt()
+        });
+        scratch.sort_unstable();
+        let median = if n % 2 == 1 {
+            f64::from(scratch[n / 2])
+        } else {
+            (f64::from(scratch[n / 2 - 1]) + f64::from(scratch[n / 2])) / 2.0
+        };
+        Some(GapStats {
+            min: f64::from(scratch[0]),
+            median,
+            max: f64::from(scratch[n - 1]),
+            std,
+        })
+    }
 }
 
 /// The calibration figures of a customer (`None`: no purchase up to calibration_end).
@@ -1105,6 +1174,8 @@ fn finish_shard<K: ShardKey, A: Extra + IntoCal>(
     let unit = ctx.options.time_unit.days();
     let mut keys = Vec::with_capacity(m);
     let mut rows = Vec::with_capacity(m);
+    let gap_stats = ctx.options.gap_stats && ctx.options.as_of.is_some();
+    let mut scratch = Vec::new();
     for c in custs {
         let s = &mut sorted[offsets[c.idx as usize]..offsets[c.idx as usize + 1]];
         s.sort_unstable();
@@ -1121,6 +1192,11 @@ fn finish_shard<K: ShardKey, A: Extra + IntoCal>(
         let cal = c
             .extra
             .cal_row(distinct_cal, distinct - distinct_cal, ctx.cal_end, unit);
+        let gaps = if gap_stats {
+            GapStats::of(s, &mut scratch).map(Box::new)
+        } else {
+            None
+        };
         keys.push(c.key);
         rows.push(Row {
             first: c.first,
@@ -1128,6 +1204,7 @@ fn finish_shard<K: ShardKey, A: Extra + IntoCal>(
             n: u64::from(c.n),
             sum: c.sum,
             distinct,
+            gaps,
             cal,
         });
     }
@@ -1194,6 +1271,9 @@ fn build_batch<K: ShardKey, A: IntoCal>(
             let mut mean = Vec::with_capacity(n);
             let mut tenure = Vec::with_capacity(n);
             let mut gap = Vec::with_capacity(n);
+            let gap_n = if ctx.options.gap_stats { n } else { 0 };
+            let mut gap_cols: [Vec<Option<f64>>; 4] =
+                std::array::from_fn(|_| Vec::with_capacity(gap_n));
             let with_cal = ctx.options.calibration_end.is_some();
             let mut cal: [Vec<Option<f64>>; 6] =
                 std::array::from_fn(|_| Vec::with_capacity(if with_cal { n } else { 0 }));
@@ -1209,6 +1289,13 @@ fn build_batch<K: ShardKey, A: IntoCal>(
                 gap.push(
                     (r.distinct > 1).then(|| f64::from(r.last - r.first) / (r.distinct - 1) as f64),
                 );
+                if ctx.options.gap_stats {
+                    let g = r.gaps.as_deref();
+                    gap_cols[0].push(g.map(|g| g.min));
+                    gap_cols[1].push(g.map(|g| g.median));
+                    gap_cols[2].push(g.map(|g| g.max));
+                    gap_cols[3].push(g.and_then(|g| g.std));
+                }
                 if with_cal {
                     let c = A::figures(&r.cal);
                     cal[0].push(c.map(|c| c.frequency));
@@ -1228,6 +1315,11 @@ fn build_batch<K: ShardKey, A: IntoCal>(
             tail.push(Arc::new(Float64Array::from(mean)));
             tail.push(Arc::new(Int64Array::from(tenure)));
             tail.push(Arc::new(Float64Array::from(gap)));
+            if ctx.options.gap_stats {
+                for g in gap_cols {
+                    tail.push(Arc::new(Float64Array::from(g)));
+                }
+            }
             if let Some(cal_end) = ctx.options.calibration_end {
                 let duration = (as_of - i64::from(cal_end)) as f64 / ctx.options.time_unit.days();
                 let durations: Vec<Option<f64>> =

@@ -14,12 +14,29 @@
 //! - [`impute`]: fill missing values (mean, median, mode, constant; text: mode,
 //!   constant), overall or by group.
 //! - [`outliers`]: IQR, z-score and robust z-score (MAD) fences; flag or clip.
+//! - [`encode`]: one-hot (listed or fitted categories, an `other` bucket), ordinal and
+//!   frequency encoding of categorical columns.
+//! - [`pseudo`]: keyed HMAC-SHA256 pseudonyms and generalisation (bands, prefixes,
+//!   dates, rounding).
+//! - [`scale`]: z-score, min-max and robust (median / IQR) scaling, invertible from
+//!   the fitted parameters.
+//! - [`transform`]: log1p, Box-Cox and Yeo-Johnson with λ by maximum likelihood
+//!   (Brent's method, as scipy), optional standardisation.
+//! - [`quality`]: a per-column data-quality profile (completeness, validity,
+//!   uniqueness, consistency).
+//! - [`shares`]: per-customer shares of categorical columns (channel or category mix).
 
 pub mod dedup;
+pub mod encode;
 pub mod features;
 pub mod impute;
 pub mod keys;
 pub mod kmeans;
 pub mod outliers;
+pub mod pseudo;
+pub mod quality;
 pub mod rules;
+pub mod scale;
+pub mod shares;
 pub mod stats;
+pub mod transform;

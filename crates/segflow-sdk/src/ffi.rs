@@ -29,6 +29,17 @@ fn cstring(s: &str) -> CString {
 
 thread_local! {
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Depth of entry-point calls on this thread; their panics become step errors.
+    static IN_ENTRY_POINT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// `catch_unwind` for an entry point: while `f` runs, the panic hook keeps quiet
+/// (the panic becomes the step's error message instead).
+fn guarded<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    IN_ENTRY_POINT.with(|d| d.set(d.get() + 1));
+    let out = catch_unwind(AssertUnwindSafe(f));
+    IN_ENTRY_POINT.with(|d| d.set(d.get() - 1));
+    out
 }
 
 /// Remember where a panic happened so the step error can say so. Installed once.
@@ -41,7 +52,13 @@ fn install_panic_hook() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             PANIC_LOCATION.with(|p| *p.borrow_mut() = loc);
-            if std::env::var_os("SEGFLOW_PLUGIN_PANIC_TRACE").is_some() {
+            // Panics outside an entry point or the step's pool threads are not the
+            // plugin's to report (e.g. a test linking the plugin as a library).
+            let in_plugin = IN_ENTRY_POINT.with(|d| d.get() > 0)
+                || std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with("segflow-plugin-"));
+            if !in_plugin || std::env::var_os("SEGFLOW_PLUGIN_PANIC_TRACE").is_some() {
                 previous(info);
             }
         }));
@@ -187,7 +204,7 @@ pub unsafe extern "C" fn plan_shim<C: Component>(
 ) -> i32 {
     let _route = RouteGuard::set(host);
     let h = &*host;
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<()> {
+    let outcome = guarded(|| -> Result<()> {
         let config: C = parse_config(&cstr_to_string(config_json))?;
         let mut named = Vec::with_capacity(n_inputs);
         for i in 0..n_inputs {
@@ -217,7 +234,7 @@ pub unsafe extern "C" fn plan_shim<C: Component>(
             }
         }
         Ok(())
-    }));
+    });
     finish(h, outcome)
 }
 
@@ -231,7 +248,7 @@ pub unsafe extern "C" fn run_shim<C: Component>(
 ) -> i32 {
     let _route = RouteGuard::set(host);
     let h = &*host;
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<()> {
+    let outcome = guarded(|| -> Result<()> {
         let config: C = parse_config(&cstr_to_string(config_json))?;
         let mut named = Vec::with_capacity(n_inputs);
         for i in 0..n_inputs {
@@ -267,7 +284,7 @@ pub unsafe extern "C" fn run_shim<C: Component>(
             }
         }
         Ok(())
-    }));
+    });
     finish(h, outcome)
 }
 
@@ -326,7 +343,7 @@ impl Iterator for GuardedReader {
     type Item = Result<RecordBatch, ArrowError>;
     fn next(&mut self) -> Option<Self::Item> {
         let _route = RouteGuard::set(self.host as *const abi::SegflowHost);
-        match catch_unwind(AssertUnwindSafe(|| self.inner.next())) {
+        match guarded(|| self.inner.next()) {
             Ok(item) => item,
             Err(payload) => Some(Err(ArrowError::ExternalError(
                 format!("the component panicked: {}", panic_message(payload)).into(),

@@ -3,15 +3,19 @@
 use segflow_ml::features::{
     self, BatchColumns, ExclusionReason, Exclusions, FeatureAggregator, FeatureOptions, TimeUnit,
 };
+use segflow_ml::shares::{ShareAggregator, ShareColumn, ShareWeight};
 use segflow_sdk::arrow::array::{StringArray, UInt32Array};
 use segflow_sdk::arrow::compute::take_record_batch;
 use segflow_sdk::config::IsoDate;
 use segflow_sdk::prelude::*;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Per-customer features from a transaction table: first and last purchase, recency,
 /// frequency (distinct purchase days), number of transactions, total and mean spend,
-/// tenure and mean days between purchase days, as of a date. Optionally the
+/// tenure and mean days between purchase days, as of a date; optionally the spread of
+/// the gaps between purchase days and each customer's mix of channels or categories.
+/// Optionally the
 /// lifetimes-style summary (frequency, recency, T, monetary_value) up to a calibration
 /// date, for BG/NBD and Gamma-Gamma models. `main` has one row per customer, sorted by
 /// key; rows left out (a null key, date or amount, a non-finite amount, a date after
@@ -53,6 +57,44 @@ pub struct CustomerFeatures {
     /// `days`, or `weeks` (days / 7, as lifetimes `freq_multiplier: 7`).
     #[serde(default)]
     pub time_unit: TimeUnitConfig,
+    /// Add purchase-gap statistics (needs `as_of`): `gap_min_days`, `gap_median_days`,
+    /// `gap_max_days` and `gap_std_days` (sample standard deviation, ddof 1) of the
+    /// gaps in days between consecutive distinct purchase days. Null for customers with
+    /// one purchase day (`gap_std_days` also with two).
+    #[serde(default)]
+    pub gap_stats: bool,
+    /// Per-customer shares of categorical columns (needs `as_of`), e.g. `channel:
+    /// {values: [web, store, app]}`. For each listed value the output gets a Float64
+    /// column `<column>_share_<value>`, then `<column>_share_other` for every other
+    /// value and nulls; a customer's shares of one column sum to 1. Columns come in
+    /// name order. The values are listed rather than discovered so that the output
+    /// columns are known before the data is read and stay the same from run to run.
+    #[serde(default)]
+    pub shares: BTreeMap<String, ShareConfig>,
+}
+
+/// The values of one categorical column to report shares for.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareConfig {
+    /// Values that get their own share column (compared as text; at least one).
+    pub values: Vec<String>,
+    /// `transactions` (default: share of the customer's transactions) or `amount`
+    /// (share of the customer's net spend; refunds count negative; null when the net
+    /// spend is zero).
+    #[serde(default)]
+    pub by: ShareByConfig,
+}
+
+/// What a share is a share of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareByConfig {
+    /// Share of the customer's transactions.
+    #[default]
+    Transactions,
+    /// Share of the customer's net spend.
+    Amount,
 }
 
 /// Unit of the calibration summary's durations.
@@ -92,7 +134,22 @@ impl CustomerFeatures {
                 TimeUnitConfig::Weeks => TimeUnit::Weeks,
             },
             record_exclusions,
+            gap_stats: self.gap_stats,
         };
+        if self.as_of.is_none() {
+            if self.gap_stats {
+                return Err(Error::config(
+                    "gap_stats",
+                    "gap statistics are RFM features: set `as_of` too",
+                ));
+            }
+            if !self.shares.is_empty() {
+                return Err(Error::config(
+                    "shares",
+                    "shares are RFM features: set `as_of` too",
+                ));
+            }
+        }
         match (self.as_of, self.calibration_end) {
             (None, None) => Err(Error::config(
                 "as_of",
@@ -149,8 +206,73 @@ impl CustomerFeatures {
 
     fn main_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         let key_type = input.field_with_name(&self.key)?.data_type().clone();
-        FeatureAggregator::output_schema_for(&self.key, &key_type, &self.options(false)?)
-            .map_err(|e| Error::config("key", e.to_string()))
+        let base =
+            FeatureAggregator::output_schema_for(&self.key, &key_type, &self.options(false)?)
+                .map_err(|e| Error::config("key", e.to_string()))?;
+        if self.shares.is_empty() {
+            return Ok(base);
+        }
+        let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for column in self.share_columns() {
+            for name in column.output_names() {
+                if fields.iter().any(|f| f.name() == &name) {
+                    return Err(Error::config(
+                        &format!("shares.{}", column.column),
+                        format!("the share column `{name}` would be written twice"),
+                    ));
+                }
+                fields.push(Field::new(name, DataType::Float64, true));
+            }
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    fn share_columns(&self) -> Vec<ShareColumn> {
+        self.shares
+            .iter()
+            .map(|(column, c)| ShareColumn {
+                column: column.clone(),
+                values: c.values.clone(),
+                weight: match c.by {
+                    ShareByConfig::Transactions => ShareWeight::Transactions,
+                    ShareByConfig::Amount => ShareWeight::Amount,
+                },
+            })
+            .collect()
+    }
+
+    /// Check the share columns; returns the aggregator and their input indices.
+    fn shares(
+        &self,
+        schema: &SchemaRef,
+        key_type: &DataType,
+    ) -> Result<Option<(ShareAggregator, Vec<usize>)>> {
+        if self.shares.is_empty() {
+            return Ok(None);
+        }
+        let mut idx = Vec::with_capacity(self.shares.len());
+        for column in self.shares.keys() {
+            let field = format!("shares.{column}");
+            let f = require_column(schema, column, &field, &[])?;
+            let t = f.data_type();
+            let textual = matches!(
+                t,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean
+            ) || t.is_integer()
+                || matches!(t, DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8));
+            if !textual {
+                return Err(Error::config(
+                    &field,
+                    format!(
+                        "column `{column}` has type {t}; shares are for categorical columns                          (text, dictionary, integer or boolean)"
+                    ),
+                ));
+            }
+            idx.push(schema.index_of(column)?);
+        }
+        let agg = ShareAggregator::new(self.share_columns(), key_type.is_integer())
+            .map_err(|e| Error::config("shares", e.to_string()))?;
+        Ok(Some((agg, idx)))
     }
 
     fn reason_text(&self, reason: ExclusionReason) -> &'static str {
@@ -200,7 +322,8 @@ impl Component for CustomerFeatures {
     fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
         let schema = single(inputs)?;
         self.options(false)?;
-        self.columns(schema)?;
+        let [ki, ..] = self.columns(schema)?;
+        self.shares(schema, schema.field(ki).data_type())?;
         Ok(Outputs::new()
             .port("main", self.main_schema(schema)?)
             .port("quarantine", quarantine_schema(schema)?))
@@ -218,6 +341,8 @@ impl Component for CustomerFeatures {
         let mut agg = FeatureAggregator::new(&self.key, &key_type, options)
             .map_err(|e| Error::config("key", e.to_string()))?;
         let q_schema = quarantine_schema(&schema)?;
+        let main_schema = self.main_schema(&schema)?;
+        let mut shares = self.shares(&schema, &key_type)?;
         let group_batches = ctx.threads() * 4;
 
         let mut quarantine: Vec<RecordBatch> = Vec::new();
@@ -249,6 +374,12 @@ impl Component for CustomerFeatures {
                 .install(|| agg.push_batches(&cols))
                 .map_err(|e| Error::new(e.to_string()))?;
             for (batch, ex) in group.iter().zip(&exclusions) {
+                if let Some((agg, idx)) = &mut shares {
+                    let categories: Vec<ArrayRef> =
+                        idx.iter().map(|&i| batch.column(i).clone()).collect();
+                    agg.push(batch.column(ki), batch.column(ai), &categories, &ex.rows)
+                        .map_err(|e| Error::new(e.to_string()))?;
+                }
                 if !ex.is_empty() {
                     quarantine.push(self.quarantine_batch(&q_schema, batch, ex)?);
                 }
@@ -294,8 +425,17 @@ impl Component for CustomerFeatures {
             );
         }
 
-        let main = out.batch;
-        let main_schema = main.schema();
+        let main = match shares {
+            None => out.batch,
+            Some((agg, _)) => {
+                let mut columns = out.batch.columns().to_vec();
+                columns.extend(
+                    agg.finish(out.batch.column(0))
+                        .map_err(|e| Error::new(e.to_string()))?,
+                );
+                RecordBatch::try_new(main_schema.clone(), columns)?
+            }
+        };
         let batches: Vec<RecordBatch> = (0..main.num_rows())
             .step_by(OUTPUT_BATCH_ROWS)
             .map(|o| main.slice(o, OUTPUT_BATCH_ROWS.min(main.num_rows() - o)))

@@ -248,22 +248,7 @@ impl Component for Outliers {
         }
         columns.extend(flags);
         let all = RecordBatch::try_new(out_schema, columns)?;
-        let keep: Vec<u32> = (0..n as u32)
-            .filter(|&r| reason[r as usize].is_none())
-            .collect();
-        let (q_rows, q_reasons): (Vec<u32>, Vec<String>) = reason
-            .into_iter()
-            .enumerate()
-            .filter_map(|(r, why)| why.map(|w| (r as u32, w)))
-            .unzip();
-        let main = quarantine::take(&all, &keep)?;
-        let quar = quarantine::batch(&q_schema, &batch, &q_rows, &q_reasons)?;
-        ctx.fact("rows_in", n);
-        ctx.fact("rows_out", main.num_rows());
-        ctx.fact("rows_quarantined", quar.num_rows());
         ctx.fact("fences", facts);
-        Ok(Outputs::new()
-            .port("main", Table::from_batch(main))
-            .port("quarantine", Table::from_batches(q_schema, vec![quar])))
+        quarantine::split(&all, &batch, &q_schema, reason, ctx)
     }
 }

@@ -39,3 +39,33 @@ pub fn batch(
 pub fn take(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &UInt32Array::from(rows.to_vec()))?)
 }
+
+/// Split `all` (the step's output rows, one per input row) into `main` and the
+/// quarantine: rows with a reason go to quarantine as they came in (`input`), the
+/// others stay in `main`. Records the facts `rows_in`, `rows_out` and
+/// `rows_quarantined`.
+pub fn split(
+    all: &RecordBatch,
+    input: &RecordBatch,
+    q_schema: &SchemaRef,
+    reason: Vec<Option<String>>,
+    ctx: &mut Context,
+) -> Result<Outputs<Table>> {
+    let n = input.num_rows();
+    let keep: Vec<u32> = (0..n as u32)
+        .filter(|&r| reason[r as usize].is_none())
+        .collect();
+    let (q_rows, q_reasons): (Vec<u32>, Vec<String>) = reason
+        .into_iter()
+        .enumerate()
+        .filter_map(|(r, why)| why.map(|w| (r as u32, w)))
+        .unzip();
+    let main = take(all, &keep)?;
+    let quar = batch(q_schema, input, &q_rows, &q_reasons)?;
+    ctx.fact("rows_in", n);
+    ctx.fact("rows_out", main.num_rows());
+    ctx.fact("rows_quarantined", quar.num_rows());
+    Ok(Outputs::new()
+        .port("main", Table::from_batch(main))
+        .port("quarantine", Table::from_batches(q_schema.clone(), vec![quar])))
+}

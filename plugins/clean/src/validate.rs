@@ -58,7 +58,7 @@ pub enum TypeConfig {
 }
 
 impl TypeConfig {
-    fn column_type(self) -> ColumnType {
+    pub(crate) fn column_type(self) -> ColumnType {
         match self {
             TypeConfig::Int64 => ColumnType::Int64,
             TypeConfig::Float64 => ColumnType::Float64,
@@ -115,7 +115,7 @@ pub enum LiteralConfig {
 }
 
 impl LiteralConfig {
-    fn literal(&self) -> Literal {
+    pub(crate) fn literal(&self) -> Literal {
         match self {
             LiteralConfig::Bool(b) => Literal::Bool(*b),
             LiteralConfig::Number(x) => Literal::Number(*x),

@@ -322,3 +322,138 @@ fn input_with_a_reason_column_is_a_plan_error() {
     assert!(out.error_message().contains("`reason`"));
     let _ = Int64Array::from(vec![1]).len();
 }
+
+/// Gap statistics and channel/category shares against the polars reference
+/// (`features_mix_expected.csv`, checked against pandas by the fixture script), at two
+/// batch sizes.
+#[test]
+fn gap_stats_and_shares_match_reference() {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, true),
+        Field::new("date", DataType::Date32, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("channel", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+    ]));
+    let cfg = json!({
+        "as_of": meta()["as_of"],
+        "gap_stats": true,
+        "shares": {
+            "channel": {"values": ["web", "store"]},
+            "category": {"values": ["music", "books", "video"], "by": "amount"}
+        }
+    });
+    let (header, rows) = {
+        let text = std::fs::read_to_string(fixture("features_mix_expected.csv")).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+        let rows: Vec<Vec<String>> = lines
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect();
+        (header, rows)
+    };
+    let plan = fake_host::plan(
+        ENTRY,
+        "customer_features",
+        cfg.clone(),
+        &[("orders", schema.clone())],
+    );
+    assert_eq!(plan.status, abi::STATUS_OK, "{:?}", plan.error);
+    let names: Vec<&str> = plan.schema("main").fields()[10..]
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    // gap columns, then share columns in column-name order (category before channel)
+    assert_eq!(
+        names[..4],
+        header[1..5].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(names[4], "category_share_music");
+    assert_eq!(names[8], "channel_share_web");
+    for batch_rows in [7, 502] {
+        let file = std::fs::File::open(fixture("features_mix_transactions.csv")).unwrap();
+        let batches = segflow_sdk::arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_header(true)
+            .with_batch_size(batch_rows)
+            .build(file)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let out = fake_host::run(
+            ENTRY,
+            "customer_features",
+            cfg.clone(),
+            2,
+            vec![("orders", schema.clone(), batches)],
+        );
+        assert_eq!(out.status, abi::STATUS_OK, "{:?}", out.error);
+        let main = one(&out, "main");
+        assert_eq!(main.schema().as_ref(), plan.schema("main"));
+        assert_eq!(main.num_rows(), rows.len());
+        let keys = main.column(0).as_primitive::<Int64Type>();
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(keys.value(i).to_string(), row[0]);
+            for (c, name) in header.iter().enumerate().skip(1) {
+                let col = main
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Float64Type>();
+                let ctx = format!("customer {} {name}", row[0]);
+                if row[c].is_empty() {
+                    assert!(col.is_null(i), "{ctx}: expected null");
+                } else {
+                    let want: f64 = row[c].parse().unwrap();
+                    let got = col.value(i);
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                        "{ctx}: {got} != {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shares_and_gap_stats_config_errors() {
+    let schema = tx_schema(DataType::Int64);
+    let cases = [
+        (
+            json!({"as_of": "2024-01-01", "shares": {"channel": {"values": ["web"]}}}),
+            "shares.channel",
+            "not in the input",
+        ),
+        (
+            json!({"as_of": "2024-01-01", "shares": {"amount": {"values": ["1"]}}}),
+            "shares.amount",
+            "categorical",
+        ),
+        (
+            json!({"calibration_end": "2024-01-01", "gap_stats": true}),
+            "gap_stats",
+            "as_of",
+        ),
+    ];
+    for (cfg, field, msg) in cases {
+        let out = fake_host::plan(
+            ENTRY,
+            "customer_features",
+            cfg.clone(),
+            &[("o", schema.clone())],
+        );
+        assert_eq!(out.status, abi::STATUS_ERROR, "{cfg}");
+        let (text, f) = out.error.clone().unwrap();
+        assert!(text.contains(msg), "{cfg}: {text}");
+        assert_eq!(f.as_deref(), Some(field), "{cfg}");
+    }
+    let with_channel: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, true),
+        Field::new("date", DataType::Date32, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("channel", DataType::Utf8, true),
+    ]));
+    let cfg = json!({"as_of": "2024-01-01", "shares": {"channel": {"values": ["web", "web"]}}});
+    let out = fake_host::plan(ENTRY, "customer_features", cfg, &[("o", with_channel)]);
+    assert_eq!(out.status, abi::STATUS_ERROR);
+    assert!(out.error.unwrap().0.contains("twice"));
+}

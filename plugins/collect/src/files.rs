@@ -106,6 +106,12 @@ pub enum TextEncoding {
     /// Windows-1252 (Western European Windows), e.g. `€` is byte 0x80.
     #[serde(rename = "windows-1252")]
     Windows1252,
+    /// Mixed UTF-8 and Windows-1252, as in files stitched together from exports of
+    /// different systems: valid UTF-8 is read as UTF-8, and each byte that is not part
+    /// of a valid UTF-8 sequence is read as Windows-1252 (so Latin-1 `Zo\xEB` becomes
+    /// `Zoë`). A warning gives the number of bytes read that way.
+    #[serde(rename = "utf-8-or-windows-1252")]
+    Utf8OrWindows1252,
 }
 
 impl TextEncoding {
@@ -116,6 +122,7 @@ impl TextEncoding {
             TextEncoding::Gbk => "gbk",
             TextEncoding::Latin1 => "latin-1",
             TextEncoding::Windows1252 => "windows-1252",
+            TextEncoding::Utf8OrWindows1252 => "utf-8-or-windows-1252",
         }
     }
 }
@@ -184,7 +191,103 @@ pub fn open_text(
             encoding,
             show,
         )),
+        TextEncoding::Utf8OrWindows1252 => {
+            Box::new(Utf8Fallback::new(SkipBom::new(decompressed), show))
+        }
     })
+}
+
+/// Reads UTF-8, taking every byte outside a valid UTF-8 sequence as Windows-1252.
+struct Utf8Fallback<R> {
+    inner: R,
+    path: String,
+    /// Undecoded input; may end in an incomplete UTF-8 sequence.
+    input: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    eof: bool,
+    /// Bytes read as Windows-1252 so far.
+    fallback_bytes: u64,
+}
+
+impl<R: Read> Utf8Fallback<R> {
+    fn new(inner: R, path: String) -> Self {
+        Utf8Fallback {
+            inner,
+            path,
+            input: Vec::with_capacity(TRANSCODE_CHUNK + 4),
+            out: Vec::with_capacity(TRANSCODE_CHUNK * 3),
+            out_pos: 0,
+            eof: false,
+            fallback_bytes: 0,
+        }
+    }
+
+    fn refill(&mut self) -> std::io::Result<()> {
+        self.out.clear();
+        self.out_pos = 0;
+        while self.out.is_empty() && !(self.eof && self.input.is_empty()) {
+            if !self.eof {
+                let start = self.input.len();
+                self.input.resize(start + TRANSCODE_CHUNK, 0);
+                let n = self.inner.read(&mut self.input[start..])?;
+                self.input.truncate(start + n);
+                self.eof = n == 0;
+            }
+            let mut at = 0;
+            while at < self.input.len() {
+                match std::str::from_utf8(&self.input[at..]) {
+                    Ok(valid) => {
+                        self.out.extend_from_slice(valid.as_bytes());
+                        at = self.input.len();
+                    }
+                    Err(e) => {
+                        let good = at + e.valid_up_to();
+                        self.out.extend_from_slice(&self.input[at..good]);
+                        match e.error_len() {
+                            // an incomplete sequence at the end: wait for more input
+                            None if !self.eof => {
+                                at = good;
+                                break;
+                            }
+                            bad => {
+                                let bad = bad.unwrap_or(self.input.len() - good);
+                                for &b in &self.input[good..good + bad] {
+                                    let (c, _) = encoding_rs::WINDOWS_1252
+                                        .decode_without_bom_handling(std::slice::from_ref(&b));
+                                    self.out.extend_from_slice(c.as_bytes());
+                                }
+                                self.fallback_bytes += bad as u64;
+                                at = good + bad;
+                            }
+                        }
+                    }
+                }
+            }
+            self.input.drain(..at);
+        }
+        if self.eof && self.input.is_empty() && self.out.is_empty() && self.fallback_bytes > 0 {
+            segflow_sdk::tracing::warn!(
+                file = %self.path,
+                bytes = self.fallback_bytes,
+                "bytes that are not valid UTF-8 were read as Windows-1252"
+            );
+            self.fallback_bytes = 0;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Utf8Fallback<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.out_pos == self.out.len() {
+            self.refill()?;
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
 }
 
 /// Prefixes the errors of a decompressor with what was being read.
@@ -367,6 +470,47 @@ impl<R: Read> Read for Transcode<R> {
                 return Ok(0);
             }
             self.refill()?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its bytes `step` at a time, to cut UTF-8 sequences at every boundary.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn utf8_with_windows_1252_fallback() {
+        // UTF-8 "Zoë 王 €", then Latin-1 "Zoë" (0xEB), a Windows-1252 euro (0x80), and a
+        // truncated UTF-8 sequence at the very end.
+        let mut bytes = "Zoë 王 €,".as_bytes().to_vec();
+        bytes.extend_from_slice(b"Zo\xEB,\x80,\xE7\x8E");
+        for step in [1, 2, 3, 7, 1 << 16] {
+            let mut out = String::new();
+            Utf8Fallback::new(
+                Trickle {
+                    bytes: &bytes,
+                    step,
+                },
+                "t".into(),
+            )
+            .read_to_string(&mut out)
+            .unwrap();
+            assert_eq!(out, "Zoë 王 €,Zoë,€,ç\u{17d}", "step {step}");
         }
     }
 }

@@ -413,6 +413,7 @@ fn identical_for_any_thread_count_and_batching() {
         calibration_end: Some(19_400),
         time_unit: TimeUnit::Weeks,
         record_exclusions: false,
+        gap_stats: true,
     };
     let mut results = Vec::new();
     for (threads, batch, group) in [(1, 200_000, 1), (1, 4096, 3), (3, 1000, 8), (4, 65_536, 2)] {
