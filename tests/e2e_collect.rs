@@ -80,6 +80,16 @@ fn csv_example_runs_on_committed_data() {
         .unwrap()
         .len();
     assert_eq!(facts["bytes_read"], size);
+    // The quality profile of the orders and the holdout split of the features.
+    let q = read_json(&out.join("steps/quality/facts.json"));
+    assert_eq!(q["columns"]["customer_id"]["completeness"], 1.0);
+    assert_eq!(q["columns"]["customer_id"]["distinct"], 2357);
+    assert_eq!(q["columns"]["amount"]["validity"], 1.0);
+    let features = parquet_batches(&out.join("steps/features/main.parquet"));
+    let schema = features[0].schema();
+    for c in ["frequency_holdout", "gap_median_days", "T_cal"] {
+        assert!(schema.field_with_name(c).is_ok(), "no column {c}");
+    }
 }
 
 #[test]

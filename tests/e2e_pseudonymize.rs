@@ -6,9 +6,9 @@
 //! trace log levels and with JSON logs. Pseudonyms are stable for a key, so two runs
 //! join; another key gives other pseudonyms.
 //!
-//! The collect step's own output (`steps/customers/main.parquet`) is the raw input: the
-//! engine writes every step's outputs, so that one file does hold the PII. The test
-//! uses it as the positive control that the scanner finds PII in Parquet at all.
+//! The collect step reads the raw PII with `persist: false`, so its output never
+//! reaches the run directory. A control run with `persist: true` checks that the
+//! scanner does find PII in the raw copy it then writes.
 
 mod common;
 use common::*;
@@ -77,6 +77,7 @@ steps:
   - id: customers
     stage: collect
     plugin: csv
+    persist: false
     with:
       path: tests/fixtures/pii_customers.csv
       columns: { customer_id: int64, email: utf8, name: utf8, phone: utf8, age: int64, postcode: utf8, signup: date, channel: utf8 }
@@ -148,32 +149,32 @@ fn hits<'a>(text: &str, needles: impl IntoIterator<Item = &'a str>) -> Vec<&'a s
     needles.into_iter().filter(|n| text.contains(n)).collect()
 }
 
-/// Scan a run directory: no PII or key anywhere but the collect step's raw copy, which
-/// must hold the PII (the scanner works). Returns the number of files scanned.
+/// Scan a run directory: no PII or key anywhere, and no output of the raw collect step
+/// (`persist: false`). Returns the number of files scanned.
 fn assert_run_dir_clean(dir: &Path) -> usize {
-    let raw_copy = dir.join("steps/customers");
+    assert!(
+        !dir.join("steps/customers/main.parquet").exists(),
+        "persist: false keeps the raw input out of the run directory"
+    );
+    let manifest = read_json(&dir.join("manifest.json"));
+    let raw = manifest["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "customers")
+        .unwrap();
+    assert_eq!(raw["persisted"], false);
+    assert_eq!(raw["rows"]["main"], 8, "rows are still counted");
     let mut scanned = 0;
     for f in files(dir) {
         let bytes = std::fs::read(&f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        let is_parquet = f.extension().is_some_and(|e| e == "parquet");
-        let cells = if is_parquet {
+        let cells = if f.extension().is_some_and(|e| e == "parquet") {
             parquet_cells(&f)
         } else {
             Vec::new()
         };
         let joined = cells.join("\n");
-        if f.starts_with(&raw_copy) {
-            if is_parquet {
-                assert!(
-                    hits(&joined, PII.iter().copied()).len() >= PII.len() - 1,
-                    "positive control: the raw copy {} should show the PII",
-                    f.display()
-                );
-                assert!(IDS.iter().all(|id| cells.iter().any(|c| c == id)));
-            }
-            continue;
-        }
         scanned += 1;
         let found = hits(&text, PII.iter().copied().chain([KEY, OTHER_KEY]));
         assert!(
@@ -192,6 +193,29 @@ fn assert_run_dir_clean(dir: &Path) -> usize {
         }
     }
     scanned
+}
+
+/// Positive control: with `persist: true` the collect step writes the raw input, and
+/// the scanner's checks find the PII in it.
+#[test]
+fn the_scanner_finds_pii_in_a_persisted_raw_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("persisted.yaml");
+    std::fs::write(&yaml, PIPELINE.replace("persist: false", "persist: true")).unwrap();
+    let out = tmp.path().join("run");
+    let r = run(segflow()
+        .env(KEY_VAR, KEY)
+        .arg("run")
+        .arg(&yaml)
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let raw = out.join("steps/customers/main.parquet");
+    let cells = parquet_cells(&raw);
+    assert!(hits(&cells.join("\n"), PII.iter().copied()).len() >= PII.len() - 1);
+    assert!(IDS.iter().all(|id| cells.iter().any(|c| c == id)));
+    let manifest = read_json(&out.join("manifest.json"));
+    assert_eq!(manifest["steps"][0]["persisted"], true);
 }
 
 fn assert_printed_clean(what: &str, r: &Run) {

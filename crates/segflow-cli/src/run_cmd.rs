@@ -162,6 +162,8 @@ fn manifest(
                 // For a clean step: what went out clean and what was rejected.
                 "rows_out": r.and_then(|r| r.rows.get("main").copied()),
                 "rows_quarantined": r.and_then(|r| r.rows.get("quarantine").copied()),
+                // `persist: false`: the ports were not written to steps/<id>/.
+                "persisted": s.spec.persist,
                 "cache_hit": false,
             })
         })

@@ -128,6 +128,7 @@ pub fn pipeline_schema(reg: &Registry) -> Value {
                             ],
                         },
                         "with": {"type": "object", "description": "Component config; `${VAR}` reads an environment variable."},
+                        "persist": {"type": "boolean", "default": true, "description": "Write the step's ports to the run directory (default). `false` keeps them in memory only: for raw personal data before `pseudonymize`, or large intermediate tables."},
                     },
                     "allOf": branches,
                 },

@@ -506,6 +506,7 @@ fn run_step(
         }
         let writer =
             match &opts.run_dir {
+                Some(_) if !step.spec.persist => None,
                 Some(dir) => match dir.step_dir(id).map_err(|e| e.to_string()).and_then(|d| {
                     PortWriter::create(d.join(format!("{port}.parquet")), schema.clone())
                 }) {

@@ -51,7 +51,7 @@ impl std::fmt::Display for Stage {
 }
 
 pub const PIPELINE_KEYS: &[&str] = &["name", "description", "plugins", "steps"];
-pub const STEP_KEYS: &[&str] = &["id", "stage", "plugin", "needs", "with"];
+pub const STEP_KEYS: &[&str] = &["id", "stage", "plugin", "needs", "with", "persist"];
 
 /// A reference to an upstream port: `step` (its `main` port) or `step.port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +88,9 @@ pub struct StepSpec {
     pub secrets: Vec<String>,
     /// `with:` paths set by `--set`, as JSON pointers (`/k`), with the flag as typed.
     pub overridden: Vec<(String, String)>,
+    /// Whether the step's ports are written to the run directory (`persist: false`
+    /// keeps them in memory, for raw personal data or very large intermediate tables).
+    pub persist: bool,
     /// Where the step's mapping starts (for errors about the step as a whole).
     pub loc: Loc,
 }
@@ -669,6 +672,23 @@ impl Loader<'_> {
                 );
             }
         }
+        let persist = match map.get("persist") {
+            None | Some(Yaml::Null) => true,
+            Some(Yaml::Bool(b)) => *b,
+            Some(other) => {
+                let ty = yaml_type(other);
+                self.err(
+                    "segflow::type",
+                    &format!("{path}/persist"),
+                    format!("`persist` of {what} must be true or false, but it is {ty}"),
+                    "expected true or false",
+                )
+                .help = Some(
+                    "`persist: false` keeps the step's outputs out of the run directory".into(),
+                );
+                true
+            }
+        };
         let with = match map.get("with") {
             None | Some(Yaml::Null) => Json::Object(Default::default()),
             Some(v @ Yaml::Mapping(_)) => match serde_json::to_value(v) {
@@ -714,6 +734,7 @@ impl Loader<'_> {
             with,
             secrets: Vec::new(),
             overridden: Vec::new(),
+            persist,
             loc: self.spans.value_or_parent(&path),
         })
     }

@@ -65,7 +65,8 @@ pub fn split(
     ctx.fact("rows_in", n);
     ctx.fact("rows_out", main.num_rows());
     ctx.fact("rows_quarantined", quar.num_rows());
-    Ok(Outputs::new()
-        .port("main", Table::from_batch(main))
-        .port("quarantine", Table::from_batches(q_schema.clone(), vec![quar])))
+    Ok(Outputs::new().port("main", Table::from_batch(main)).port(
+        "quarantine",
+        Table::from_batches(q_schema.clone(), vec![quar]),
+    ))
 }

@@ -163,6 +163,36 @@ struct ParquetStream {
     finished: bool,
 }
 
+/// Batches decoded ahead of the consumer.
+const PREFETCH_BATCHES: usize = 8;
+
+/// Decode on a thread of its own, up to [`PREFETCH_BATCHES`] ahead, so that reading
+/// and decompressing the file overlaps with the work of the step that consumes it.
+/// Batches keep their order.
+fn prefetch(batches: BatchIter) -> Result<BatchIter, ArrowError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
+    std::thread::Builder::new()
+        .name("segflow-plugin-parquet".into())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for b in batches {
+                    // the consumer has gone: stop reading
+                    if tx.send(b).is_err() {
+                        return;
+                    }
+                }
+            }));
+            if outcome.is_err() {
+                // never end the stream silently: the consumer must see the rows stop
+                let _ = tx.send(Err(external(
+                    "the Parquet decoder panicked (a corrupt or unsupported file?)".into(),
+                )));
+            }
+        })
+        .map_err(|e| external(format!("cannot start the Parquet reader thread: {e}")))?;
+    Ok(Box::new(rx.into_iter()))
+}
+
 fn external(msg: String) -> ArrowError {
     ArrowError::ExternalError(msg.into())
 }
@@ -200,14 +230,15 @@ impl ParquetStream {
         let output = r.output.clone();
         let reorder = r.reorder.clone();
         let show = files::show(path);
-        Ok(Box::new(reader.map(move |b| {
+        let batches = reader.map(move |b| {
             let b = b.map_err(|e| external(format!("reading `{show}`: {e}")))?;
             let cols = match &reorder {
                 Some(order) => order.iter().map(|&i| b.column(i).clone()).collect(),
                 None => b.columns().to_vec(),
             };
             RecordBatch::try_new(output.clone(), cols)
-        })))
+        });
+        prefetch(Box::new(batches))
     }
 
     fn finish(&mut self) {
