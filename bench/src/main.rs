@@ -7,6 +7,8 @@
 //! whether any step copied the data. Build first with
 //! `cargo build --release -p segflow-bench -p segflow-testkit -p segflow-collect`.
 
+mod autok;
+
 use segflow_engine::execute::{execute, ExecOptions};
 use segflow_engine::host::{Registry, SearchPath, TracingObserver};
 use segflow_engine::store::RunDir;
@@ -141,7 +143,16 @@ fn engine_overhead(rows: u64, steps: usize, rounds: usize) {
 
 /// Fit time of k-means (k-means++, one init, `tol = 0`, ITERS Lloyd iterations) on a
 /// features CSV from `../shared/bench/gen.py features`, as `kmeans_sklearn.py` measures.
-fn kmeans(path: &str, k: usize, iters: usize, rounds: usize) {
+/// ALGO (`lloyd` by default, as the peer) may be `hamerly`, `elkan` or `auto`.
+fn kmeans(path: &str, k: usize, iters: usize, rounds: usize, algo: &str) {
+    use segflow_ml::kmeans::Algorithm;
+    let algorithm = match algo {
+        "lloyd" => Algorithm::Lloyd,
+        "hamerly" => Algorithm::Hamerly,
+        "elkan" => Algorithm::Elkan,
+        "auto" => Algorithm::Auto,
+        other => panic!("unknown k-means algorithm `{other}`"),
+    };
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut lines = text.lines();
     let d = lines.next().map_or(0, |h| h.split(',').count());
@@ -151,7 +162,8 @@ fn kmeans(path: &str, k: usize, iters: usize, rounds: usize) {
     let params = segflow_ml::kmeans::KMeansParams::new(k)
         .tol(0.0)
         .max_iter(iters)
-        .seed(0);
+        .seed(0)
+        .algorithm(algorithm);
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..rounds {
@@ -161,12 +173,14 @@ fn kmeans(path: &str, k: usize, iters: usize, rounds: usize) {
         last = Some(m);
     }
     let m = last.expect("at least one round");
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
-        "fit_s={:.3} inertia={:.6e} iters={} (median of {rounds}, {} rows x {d}, k={k})",
+        "fit_s={:.3} min_s={min:.3} inertia={:.6e} iters={} (median of {rounds}, {} rows x {d}, k={k}, {})",
         median(times),
         m.inertia,
         m.n_iter,
-        data.len() / d
+        data.len() / d,
+        m.algorithm.name()
     );
 }
 
@@ -176,11 +190,23 @@ fn main() {
         Some("kmeans") => {
             let path = args
                 .get(1)
-                .expect("usage: segflow-bench kmeans FEATURES.csv [K] [ITERS] [ROUNDS]");
+                .expect("usage: segflow-bench kmeans FEATURES.csv [K] [ITERS] [ROUNDS] [ALGO]");
             let k = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
             let iters = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
             let rounds = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
-            kmeans(path, k, iters, rounds);
+            let algo = args.get(5).map_or("lloyd", String::as_str);
+            kmeans(path, k, iters, rounds, algo);
+        }
+        Some("autok") => {
+            let source = args.get(1).map_or("-", String::as_str);
+            let rows = args
+                .get(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1_000_000);
+            let n_init = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+            let rounds = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+            let silhouette = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+            autok::run(source, rows, n_init, rounds, silhouette);
         }
         Some("engine-overhead") => {
             let rows = args
@@ -192,7 +218,7 @@ fn main() {
             engine_overhead(rows, steps, rounds);
         }
         _ => {
-            eprintln!("usage: segflow-bench engine-overhead [ROWS] [STEPS] [ROUNDS] | kmeans FEATURES.csv [K] [ITERS] [ROUNDS]");
+            eprintln!("usage: segflow-bench engine-overhead [ROWS] [STEPS] [ROUNDS] | kmeans FEATURES.csv [K] [ITERS] [ROUNDS] [ALGO] | autok [FEATURES.csv|-] [ROWS] [N_INIT] [ROUNDS] [SIL_SAMPLE]");
             std::process::exit(2);
         }
     }

@@ -6,7 +6,20 @@
 //!
 //! - [`features`]: streaming per-customer transaction features (RFM, tenure, gaps) and
 //!   the lifetimes-style calibration/holdout summary.
-//! - [`kmeans`]: k-means (Lloyd, k-means++), deterministic for a seed at any thread count.
+//! - [`kmeans`]: k-means (Lloyd, Hamerly, Elkan; k-means++), deterministic for a seed at
+//!   any thread count.
+//! - [`minibatch`]: mini-batch k-means (Sculley; scikit-learn's `MiniBatchKMeans`).
+//! - [`metrics`]: cluster metrics as scikit-learn computes them (silhouette, exact or
+//!   sampled; Calinski-Harabasz; Davies-Bouldin; dispersion; ARI; NMI).
+//! - [`autok`]: choosing k for k-means (silhouette, Calinski-Harabasz, Davies-Bouldin,
+//!   Kneedle elbow, gap statistic) on a seeded sample.
+//! - [`gmm`]: Gaussian mixtures by EM (full or diagonal covariance, k-means start),
+//!   BIC/AIC, as scikit-learn's `GaussianMixture`.
+//! - [`rfm`]: RFM scores by quantile bins (pandas `qcut` of first ranks) or fixed
+//!   thresholds, and segment maps (the standard 11-segment R × FM grid or custom).
+//! - [`conditions`]: the small condition language of rule-based segments (parser with
+//!   character offsets, SQL null logic, evaluation on record batches).
+//! - [`lifecycle`]: new / active / dormant / churned stages from recency and tenure.
 //! - [`stats`]: mean, population std, numpy-linear quantiles, median, MAD, mode.
 //! - [`keys`]: hashed multi-column keys (group ids, duplicate detection).
 //! - [`dedup`]: keep one row per key (first, last, max/min by a column).
@@ -26,15 +39,22 @@
 //!   uniqueness, consistency).
 //! - [`shares`]: per-customer shares of categorical columns (channel or category mix).
 
+pub mod autok;
+pub mod conditions;
 pub mod dedup;
 pub mod encode;
 pub mod features;
+pub mod gmm;
 pub mod impute;
 pub mod keys;
 pub mod kmeans;
+pub mod lifecycle;
+pub mod metrics;
+pub mod minibatch;
 pub mod outliers;
 pub mod pseudo;
 pub mod quality;
+pub mod rfm;
 pub mod rules;
 pub mod scale;
 pub mod shares;

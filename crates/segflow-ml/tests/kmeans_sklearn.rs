@@ -1,7 +1,7 @@
 //! k-means against scikit-learn (fixtures/kmeans_reference.json, made by
 //! fixtures/make_kmeans_fixture.py).
 
-use segflow_ml::kmeans::{fit, Init, KMeansParams};
+use segflow_ml::kmeans::{fit, Algorithm, Init, KMeansParams};
 
 fn reference() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(
@@ -20,17 +20,31 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
         .collect()
 }
 
+/// Every iteration (Lloyd, and the bounded Hamerly and Elkan, which must give Lloyd's
+/// result) from scikit-learn's starting centres.
 #[test]
 fn same_initial_centres_give_sklearns_labels_and_inertia() {
     let r = reference();
     let d = r["d"].as_u64().unwrap() as usize;
     let data = floats(&r["data"]);
-    for case in r["cases"].as_array().unwrap() {
+    let algorithms = [
+        Algorithm::Lloyd,
+        Algorithm::Hamerly,
+        Algorithm::Elkan,
+        Algorithm::Auto,
+    ];
+    for (case, algorithm) in r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| algorithms.map(|a| (c, a)))
+    {
         let k = case["k"].as_u64().unwrap() as usize;
         let p = KMeansParams::new(k)
             .init(Init::Given(floats(&case["init"])))
             .tol(1e-4)
-            .max_iter(300);
+            .max_iter(300)
+            .algorithm(algorithm);
         let m = fit(&data, d, &p).unwrap();
         let want: Vec<u32> = case["labels"]
             .as_array()
@@ -38,18 +52,22 @@ fn same_initial_centres_give_sklearns_labels_and_inertia() {
             .iter()
             .map(|x| x.as_u64().unwrap() as u32)
             .collect();
-        assert_eq!(m.labels, want, "k={k}");
+        assert_eq!(m.labels, want, "k={k} {algorithm:?}");
         let inertia = case["inertia"].as_f64().unwrap();
         assert!(
             ((m.inertia - inertia) / inertia).abs() < 1e-9,
-            "k={k}: {} vs {inertia}",
+            "k={k} {algorithm:?}: {} vs {inertia}",
             m.inertia
         );
-        assert_eq!(m.n_iter as u64, case["n_iter"].as_u64().unwrap(), "k={k}");
+        assert_eq!(
+            m.n_iter as u64,
+            case["n_iter"].as_u64().unwrap(),
+            "k={k} {algorithm:?}"
+        );
         for (a, b) in m.centroids.iter().zip(floats(&case["centroids"])) {
             assert!(
                 (a - b).abs() <= 1e-9 * b.abs().max(1.0),
-                "k={k}: centre {a} vs {b}"
+                "k={k} {algorithm:?}: centre {a} vs {b}"
             );
         }
     }

@@ -5,6 +5,12 @@
 //! in original units), plus facts with the fitted parameters.
 
 pub mod features;
+pub mod gmm;
+pub mod k_choice;
 pub mod kmeans;
+pub mod lifecycle;
+pub mod minibatch_kmeans;
+pub mod rfm;
+pub mod rules;
 
-segflow_sdk::export_plugin!(name: "segment", components: [kmeans::KMeans]);
+segflow_sdk::export_plugin!(name: "segment", components: [kmeans::KMeans, minibatch_kmeans::MiniBatchKMeans, gmm::Gmm, rfm::Rfm, rules::Rules, lifecycle::Lifecycle]);
