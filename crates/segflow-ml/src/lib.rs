@@ -8,6 +8,8 @@
 //!   the lifetimes-style calibration/holdout summary.
 //! - [`kmeans`]: k-means (Lloyd, Hamerly, Elkan; k-means++), deterministic for a seed at
 //!   any thread count.
+//! - [`kprototypes`]: k-prototypes for mixed numeric and categorical data (Huang's
+//!   cost with gamma; Huang or Cao starts), as the Python `kmodes` package.
 //! - [`minibatch`]: mini-batch k-means (Sculley; scikit-learn's `MiniBatchKMeans`).
 //! - [`metrics`]: cluster metrics as scikit-learn computes them (silhouette, exact or
 //!   sampled; Calinski-Harabasz; Davies-Bouldin; dispersion; ARI; NMI).
@@ -15,6 +17,11 @@
 //!   Kneedle elbow, gap statistic) on a seeded sample.
 //! - [`gmm`]: Gaussian mixtures by EM (full or diagonal covariance, k-means start),
 //!   BIC/AIC, as scikit-learn's `GaussianMixture`.
+//! - [`hierarchical`]: agglomerative clustering (Ward, average, complete) as scipy's
+//!   `linkage`, cut by k or distance as scikit-learn's `AgglomerativeClustering`, with
+//!   sampling and nearest-centre assignment above `max_rows`.
+//! - [`dbscan`]: DBSCAN on a k-d tree with scikit-learn's labels, and the k-distance
+//!   curve (with a Kneedle-suggested `eps`).
 //! - [`rfm`]: RFM scores by quantile bins (pandas `qcut` of first ranks) or fixed
 //!   thresholds, and segment maps (the standard 11-segment R × FM grid or custom).
 //! - [`conditions`]: the small condition language of rule-based segments (parser with
@@ -41,13 +48,16 @@
 
 pub mod autok;
 pub mod conditions;
+pub mod dbscan;
 pub mod dedup;
 pub mod encode;
 pub mod features;
 pub mod gmm;
+pub mod hierarchical;
 pub mod impute;
 pub mod keys;
 pub mod kmeans;
+pub mod kprototypes;
 pub mod lifecycle;
 pub mod metrics;
 pub mod minibatch;

@@ -264,6 +264,11 @@ impl Component for Gmm {
         let batch = inputs.remove(0).value.concat()?;
         let d = self.features.len();
         let n = batch.num_rows();
+        if n == 0 {
+            return Err(Error::new(
+                "the input has no rows, so there is nothing to segment; check the upstream step",
+            ));
+        }
         let mut x = matrix(&batch, &self.features)?;
         let scaling = self.standardize.then(|| standardize(&mut x, d));
         let model = self.fit(&x, d, n, ctx)?;
@@ -273,6 +278,14 @@ impl Component for Gmm {
         let mut sizes = vec![0i64; k];
         for &l in &model.labels {
             sizes[l as usize] += 1;
+        }
+        let empty = sizes.iter().filter(|&&s| s == 0).count();
+        if empty > 0 {
+            segflow_sdk::tracing::warn!(
+                empty,
+                k,
+                "{empty} of the {k} segments got no customer: the input has fewer distinct rows than k; lower k"
+            );
         }
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));

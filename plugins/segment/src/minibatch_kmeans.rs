@@ -244,6 +244,11 @@ impl Component for MiniBatchKMeans {
             rows += take;
             head.push(part);
         }
+        if rows == 0 {
+            return Err(Error::new(
+                "the input has no rows, so there is nothing to segment; check the upstream step",
+            ));
+        }
         if rows < k {
             return Err(Error::config(
                 "k",
@@ -277,6 +282,14 @@ impl Component for MiniBatchKMeans {
         let mut fit_sizes = vec![0i64; k];
         for &l in &model.labels {
             fit_sizes[l as usize] += 1;
+        }
+        let empty = fit_sizes.iter().filter(|&&s| s == 0).count();
+        if empty > 0 {
+            segflow_sdk::tracing::warn!(
+                empty,
+                k,
+                "{empty} of the {k} segments got none of the fitted rows: the input has fewer distinct rows than k; lower k"
+            );
         }
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| fit_sizes[b].cmp(&fit_sizes[a]).then(a.cmp(&b)));
