@@ -1,6 +1,9 @@
 //! The `dbscan` component.
 
-use crate::features::{check_columns, matrix, standardize};
+use crate::features::{
+    assignments_batch, assignments_head_fields, centre_columns, check_columns, cluster_label,
+    matrix, model_head_fields, size_order, standardize,
+};
 use segflow_ml::dbscan::{fit, k_distances, DbscanParams, KDistances};
 use segflow_sdk::arrow::array::{BooleanArray, Float64Array, Int32Array, Int64Array, StringArray};
 use segflow_sdk::prelude::*;
@@ -73,22 +76,15 @@ fn default_k_distance_sample() -> usize {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("core", DataType::Boolean, false),
-        Field::new("distance", DataType::Float64, true),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("core", DataType::Boolean, false));
+    fields.push(Field::new("distance", DataType::Float64, true));
+    Arc::new(Schema::new(fields))
 }
 
 fn model_schema(features: &[String]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-        Field::new("core_rows", DataType::Int64, false),
-    ];
+    let mut fields = model_head_fields();
+    fields.push(Field::new("core_rows", DataType::Int64, false));
     fields.extend(
         features
             .iter()
@@ -228,18 +224,13 @@ impl Component for Dbscan {
             .collect();
 
         // Number clusters by size, largest first (ties: scikit-learn's order).
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
-        let mut rank = vec![0i32; k];
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r as i32;
-        }
+        let (order, rank) = size_order(&sizes[..k]);
         let id_of = |l: i32| if l < 0 { NOISE_ID } else { rank[l as usize] };
         let name_of = |id: i32| {
             if id == NOISE_ID {
                 NOISE.to_string()
             } else {
-                format!("cluster_{id}")
+                cluster_label(id)
             }
         };
         let ids: Vec<i32> = res.labels.iter().map(|&l| id_of(l)).collect();
@@ -260,17 +251,13 @@ impl Component for Dbscan {
                 })
             })
             .collect();
-        let key_field = batch.schema().field_with_name(&self.key)?.clone();
-        let key_col = batch
-            .column_by_name(&self.key)
-            .ok_or_else(|| Error::config("key", format!("column `{}` is missing", self.key)))?
-            .clone();
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            ids,
+            names,
             vec![
-                key_col,
-                Arc::new(Int32Array::from(ids)),
-                Arc::new(StringArray::from(names)),
                 Arc::new(BooleanArray::from(res.core.clone())),
                 Arc::new(Float64Array::from(dist)),
             ],
@@ -299,19 +286,8 @@ impl Component for Dbscan {
                 rows.iter().map(|r| cores[r.1] as i64).collect::<Vec<_>>(),
             )),
         ];
-        for f in 0..d {
-            let vals: Vec<f64> = rows
-                .iter()
-                .map(|&(_, j)| {
-                    let v = centres[j * d + f];
-                    match &scaling {
-                        Some((mean, sd)) => v * sd[f] + mean[f],
-                        None => v,
-                    }
-                })
-                .collect();
-            cols.push(Arc::new(Float64Array::from(vals)));
-        }
+        let slots: Vec<usize> = rows.iter().map(|r| r.1).collect();
+        cols.extend(centre_columns(&slots, &centres, d, scaling.as_ref()));
         let model_batch = RecordBatch::try_new(model_schema(&self.features), cols)?;
 
         let core_rows = res.core.iter().filter(|&&c| c).count();

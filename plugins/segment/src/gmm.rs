@@ -1,9 +1,12 @@
 //! The `gmm` component.
 
-use crate::features::{check_columns, matrix, standardize};
+use crate::features::{
+    assignments_batch, assignments_head_fields, check_columns, cluster_label, label_sizes, matrix,
+    model_head, model_head_fields, size_order, standardize,
+};
 use crate::k_choice::{check_k, default_k_range, KChoice};
 use segflow_ml::gmm::{self, Covariance, GmmModel, GmmParams, InfoCriterion};
-use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+use segflow_sdk::arrow::array::{Float64Array, StringArray};
 use segflow_sdk::prelude::*;
 use std::sync::Arc;
 
@@ -106,12 +109,9 @@ fn default_reg_covar() -> f64 {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("probability", DataType::Float64, false),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("probability", DataType::Float64, false));
+    Arc::new(Schema::new(fields))
 }
 
 fn variance_column(feature: &str) -> String {
@@ -119,12 +119,8 @@ fn variance_column(feature: &str) -> String {
 }
 
 fn model_schema(features: &[String]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-        Field::new("weight", DataType::Float64, false),
-    ];
+    let mut fields = model_head_fields();
+    fields.push(Field::new("weight", DataType::Float64, false));
     fields.extend(
         features
             .iter()
@@ -275,10 +271,7 @@ impl Component for Gmm {
         let k = model.k;
 
         // Number segments by size, largest first (ties: lower original index first).
-        let mut sizes = vec![0i64; k];
-        for &l in &model.labels {
-            sizes[l as usize] += 1;
-        }
+        let sizes = label_sizes(&model.labels, k);
         let empty = sizes.iter().filter(|&&s| s == 0).count();
         if empty > 0 {
             segflow_sdk::tracing::warn!(
@@ -287,29 +280,17 @@ impl Component for Gmm {
                 "{empty} of the {k} segments got no customer: the input has fewer distinct rows than k; lower k"
             );
         }
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
-        let mut rank = vec![0i32; k];
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r as i32;
-        }
-        let label = |r: i32| format!("cluster_{r}");
+        let (order, rank) = size_order(&sizes);
 
         let ids: Vec<i32> = model.labels.iter().map(|&l| rank[l as usize]).collect();
-        let names: Vec<String> = ids.iter().map(|&r| label(r)).collect();
-        let key_field = batch.schema().field_with_name(&self.key)?.clone();
-        let key_col = batch
-            .column_by_name(&self.key)
-            .ok_or_else(|| Error::config("key", format!("column `{}` is missing", self.key)))?
-            .clone();
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
-            vec![
-                key_col,
-                Arc::new(Int32Array::from(ids)),
-                Arc::new(StringArray::from(names)),
-                Arc::new(Float64Array::from(model.probability.clone())),
-            ],
+        let names: Vec<String> = ids.iter().map(|&r| cluster_label(r)).collect();
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            ids,
+            names,
+            vec![Arc::new(Float64Array::from(model.probability.clone()))],
         )?;
 
         // Parameters back in original units: mean·sd + mean, covariance·sd_a·sd_b.
@@ -325,18 +306,10 @@ impl Component for Gmm {
             };
             v * scale[a] * scale[b]
         };
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from((0..k as i32).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                (0..k as i32).map(label).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                order.iter().map(|&j| sizes[j]).collect::<Vec<_>>(),
-            )),
-            Arc::new(Float64Array::from(
-                order.iter().map(|&j| model.weights[j]).collect::<Vec<_>>(),
-            )),
-        ];
+        let mut cols = model_head(&order, &sizes);
+        cols.push(Arc::new(Float64Array::from(
+            order.iter().map(|&j| model.weights[j]).collect::<Vec<_>>(),
+        )));
         for f in 0..d {
             cols.push(Arc::new(Float64Array::from(
                 order

@@ -1,10 +1,13 @@
 //! The `hierarchical` component.
 
-use crate::features::{check_columns, matrix, standardize};
+use crate::features::{
+    assignments_batch, assignments_head_fields, centre_columns, check_columns, cluster_label,
+    matrix, model_head, model_head_fields, size_order, standardize,
+};
 use segflow_ml::hierarchical::{
     fit, Cut, HierarchicalError, HierarchicalModel, HierarchicalParams, Linkage, Merge,
 };
-use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+use segflow_sdk::arrow::array::Float64Array;
 use segflow_sdk::prelude::*;
 use std::sync::Arc;
 
@@ -99,20 +102,13 @@ fn default_max_rows() -> usize {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("distance", DataType::Float64, false),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("distance", DataType::Float64, false));
+    Arc::new(Schema::new(fields))
 }
 
 fn model_schema(features: &[String]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-    ];
+    let mut fields = model_head_fields();
     fields.extend(
         features
             .iter()
@@ -298,55 +294,26 @@ impl Component for Hierarchical {
         let k = model.k;
 
         // Number segments by size, largest first (ties: the earlier cluster first).
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by(|&a, &b| model.sizes[b].cmp(&model.sizes[a]).then(a.cmp(&b)));
-        let mut rank = vec![0i32; k];
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r as i32;
-        }
-        let label = |r: i32| format!("cluster_{r}");
+        let sizes: Vec<i64> = model.sizes.iter().map(|&s| s as i64).collect();
+        let (order, rank) = size_order(&sizes);
         let ids: Vec<i32> = model.labels.iter().map(|&l| rank[l as usize]).collect();
-        let names: Vec<String> = ids.iter().map(|&r| label(r)).collect();
-        let key_field = batch.schema().field_with_name(&self.key)?.clone();
-        let key_col = batch
-            .column_by_name(&self.key)
-            .ok_or_else(|| Error::config("key", format!("column `{}` is missing", self.key)))?
-            .clone();
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
-            vec![
-                key_col,
-                Arc::new(Int32Array::from(ids)),
-                Arc::new(StringArray::from(names)),
-                Arc::new(Float64Array::from(model.distances.clone())),
-            ],
+        let names: Vec<String> = ids.iter().map(|&r| cluster_label(r)).collect();
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            ids,
+            names,
+            vec![Arc::new(Float64Array::from(model.distances.clone()))],
         )?;
 
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from((0..k as i32).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                (0..k as i32).map(label).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                order
-                    .iter()
-                    .map(|&j| model.sizes[j] as i64)
-                    .collect::<Vec<_>>(),
-            )),
-        ];
-        for f in 0..d {
-            let vals: Vec<f64> = order
-                .iter()
-                .map(|&j| {
-                    let v = model.centroids[j * d + f];
-                    match &scaling {
-                        Some((mean, sd)) => v * sd[f] + mean[f],
-                        None => v,
-                    }
-                })
-                .collect();
-            cols.push(Arc::new(Float64Array::from(vals)));
-        }
+        let mut cols = model_head(&order, &sizes);
+        cols.extend(centre_columns(
+            &order,
+            &model.centroids,
+            d,
+            scaling.as_ref(),
+        ));
         let model_batch = RecordBatch::try_new(model_schema(&self.features), cols)?;
 
         let leaves = model.clustered_rows();

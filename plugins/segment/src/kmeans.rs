@@ -1,10 +1,13 @@
 //! The `kmeans` component.
 
-use crate::features::{check_columns, matrix, standardize};
+use crate::features::{
+    assignments_batch, assignments_head_fields, centre_columns, check_columns, cluster_label,
+    label_sizes, matrix, model_head, model_head_fields, size_order, standardize,
+};
 use crate::k_choice::{check_k, default_k_range, KChoice};
 use segflow_ml::autok::{select_k, AutoKParams, Criterion, Selection};
 use segflow_ml::kmeans::{fit, Algorithm, Init, KMeansParams};
-use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+use segflow_sdk::arrow::array::Float64Array;
 use segflow_sdk::prelude::*;
 use std::sync::Arc;
 
@@ -277,20 +280,13 @@ fn default_tol() -> f64 {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("distance", DataType::Float64, false),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("distance", DataType::Float64, false));
+    Arc::new(Schema::new(fields))
 }
 
 fn model_schema(features: &[String]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-    ];
+    let mut fields = model_head_fields();
     fields.extend(
         features
             .iter()
@@ -365,10 +361,7 @@ impl Component for KMeans {
             .map_err(|e| Error::new(e.to_string()))?;
 
         // Number segments by size, largest first (ties: lower original index first).
-        let mut sizes = vec![0i64; k];
-        for &l in &model.labels {
-            sizes[l as usize] += 1;
-        }
+        let sizes = label_sizes(&model.labels, k);
         let empty = sizes.iter().filter(|&&s| s == 0).count();
         if empty > 0 {
             segflow_sdk::tracing::warn!(
@@ -377,13 +370,7 @@ impl Component for KMeans {
                 "{empty} of the {k} segments got no customer: the input has fewer distinct rows than k; lower k"
             );
         }
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
-        let mut rank = vec![0i32; k];
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r as i32;
-        }
-        let label = |r: i32| format!("cluster_{r}");
+        let (order, rank) = size_order(&sizes);
 
         let mut ids = Vec::with_capacity(n);
         let mut names = Vec::with_capacity(n);
@@ -396,47 +383,26 @@ impl Component for KMeans {
                 .map(|(a, b)| (a - b) * (a - b))
                 .sum();
             ids.push(rank[l as usize]);
-            names.push(label(rank[l as usize]));
+            names.push(cluster_label(rank[l as usize]));
             dist.push(sq.sqrt());
         }
-        let key_field = batch.schema().field_with_name(&self.key)?.clone();
-        let key_col = batch
-            .column_by_name(&self.key)
-            .ok_or_else(|| Error::config("key", format!("column `{}` is missing", self.key)))?
-            .clone();
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
-            vec![
-                key_col,
-                Arc::new(Int32Array::from(ids)),
-                Arc::new(StringArray::from(names)),
-                Arc::new(Float64Array::from(dist)),
-            ],
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            ids,
+            names,
+            vec![Arc::new(Float64Array::from(dist))],
         )?;
 
         // Centres back in original units.
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from((0..k as i32).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                (0..k as i32).map(label).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                order.iter().map(|&j| sizes[j]).collect::<Vec<_>>(),
-            )),
-        ];
-        for f in 0..d {
-            let vals: Vec<f64> = order
-                .iter()
-                .map(|&j| {
-                    let v = model.centroids[j * d + f];
-                    match &scaling {
-                        Some((mean, sd)) => v * sd[f] + mean[f],
-                        None => v,
-                    }
-                })
-                .collect();
-            cols.push(Arc::new(Float64Array::from(vals)));
-        }
+        let mut cols = model_head(&order, &sizes);
+        cols.extend(centre_columns(
+            &order,
+            &model.centroids,
+            d,
+            scaling.as_ref(),
+        ));
         let model_batch = RecordBatch::try_new(model_schema(&self.features), cols)?;
 
         ctx.fact("k", k);

@@ -1,11 +1,14 @@
 //! The `kprototypes` component.
 
-use crate::features::{matrix, standardize, NUMERIC};
+use crate::features::{
+    assignments_batch, assignments_head_fields, centre_columns, cluster_label, label_sizes, matrix,
+    model_head, model_head_fields, size_order, standardize, NUMERIC,
+};
 use segflow_ml::kprototypes::{
     encode_categorical, fit, Categories, KPrototypesError, KPrototypesInit, KPrototypesParams,
     MixedData,
 };
-use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+use segflow_sdk::arrow::array::{Float64Array, StringArray};
 use segflow_sdk::prelude::*;
 use std::sync::Arc;
 
@@ -98,20 +101,13 @@ fn categorical_type(t: &DataType) -> bool {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("cost", DataType::Float64, false),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("cost", DataType::Float64, false));
+    Arc::new(Schema::new(fields))
 }
 
 fn model_schema(numeric: &[String], categorical: &[String]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-    ];
+    let mut fields = model_head_fields();
     fields.extend(
         numeric
             .iter()
@@ -123,10 +119,6 @@ fn model_schema(numeric: &[String], categorical: &[String]) -> SchemaRef {
             .map(|f| Field::new(f, DataType::Utf8, false)),
     );
     Arc::new(Schema::new(fields))
-}
-
-fn label(r: i32) -> String {
-    format!("cluster_{r}")
 }
 
 impl KPrototypes {
@@ -304,55 +296,21 @@ impl Component for KPrototypes {
         let k = model.k;
 
         // Number segments by size, largest first (ties: lower original index first).
-        let mut sizes = vec![0i64; k];
-        for &l in &model.labels {
-            sizes[l as usize] += 1;
-        }
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
-        let mut rank = vec![0i32; k];
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r as i32;
-        }
+        let sizes = label_sizes(&model.labels, k);
+        let (order, rank) = size_order(&sizes);
         let ids: Vec<i32> = model.labels.iter().map(|&l| rank[l as usize]).collect();
-        let names: Vec<String> = ids.iter().map(|&r| label(r)).collect();
-        let key_field = batch.schema().field_with_name(&self.key)?.clone();
-        let key_col = batch
-            .column_by_name(&self.key)
-            .ok_or_else(|| Error::config("key", format!("column `{}` is missing", self.key)))?
-            .clone();
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
-            vec![
-                key_col,
-                Arc::new(Int32Array::from(ids)),
-                Arc::new(StringArray::from(names)),
-                Arc::new(Float64Array::from(model.row_cost.clone())),
-            ],
+        let names: Vec<String> = ids.iter().map(|&r| cluster_label(r)).collect();
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            ids,
+            names,
+            vec![Arc::new(Float64Array::from(model.row_cost.clone()))],
         )?;
 
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from((0..k as i32).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                (0..k as i32).map(label).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                order.iter().map(|&j| sizes[j]).collect::<Vec<_>>(),
-            )),
-        ];
-        for f in 0..p {
-            let vals: Vec<f64> = order
-                .iter()
-                .map(|&j| {
-                    let v = model.numeric[j * p + f];
-                    match &scaling {
-                        Some((mean, sd)) => v * sd[f] + mean[f],
-                        None => v,
-                    }
-                })
-                .collect();
-            cols.push(Arc::new(Float64Array::from(vals)));
-        }
+        let mut cols = model_head(&order, &sizes);
+        cols.extend(centre_columns(&order, &model.numeric, p, scaling.as_ref()));
         for (b, cat) in cats.iter().enumerate() {
             let vals: Vec<&str> = order
                 .iter()

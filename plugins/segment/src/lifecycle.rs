@@ -1,7 +1,7 @@
 //! The `lifecycle` component.
 
-use crate::features::NUMERIC;
-use crate::rfm::{key_column, numeric_column};
+use crate::features::{assignments_batch, assignments_head_fields, NUMERIC};
+use crate::rfm::numeric_column;
 use segflow_ml::lifecycle::{stages, LifecycleError, LifecycleParams, Stage as LifeStage};
 use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
 use segflow_sdk::prelude::*;
@@ -114,12 +114,9 @@ fn year() -> f64 {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("stage", DataType::Utf8, false),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("stage", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
 }
 
 fn model_schema() -> SchemaRef {
@@ -217,21 +214,15 @@ impl Component for Lifecycle {
         for s in &st {
             size[s.index()] += 1;
         }
-        let (key_field, key_col) = key_column(&batch, &self.key)?;
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
-            vec![
-                key_col,
-                Arc::new(Int32Array::from(
-                    st.iter().map(|s| s.index() as i32).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    st.iter().map(|s| self.labels.get(*s)).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    st.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                )),
-            ],
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            st.iter().map(|s| s.index() as i32).collect(),
+            st.iter().map(|s| self.labels.get(*s)).collect::<Vec<_>>(),
+            vec![Arc::new(StringArray::from(
+                st.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            ))],
         )?;
         let all = LifeStage::ALL;
         let model = RecordBatch::try_new(

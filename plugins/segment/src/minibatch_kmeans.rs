@@ -7,11 +7,14 @@
 //! labelled with the fixed centres. Memory is bounded by the buffered rows, whatever
 //! the length of the input.
 
-use crate::features::{check_columns, standardize};
+use crate::features::{
+    assignments_head_fields, centre_columns, check_columns, cluster_label, label_sizes, model_head,
+    model_head_fields, size_order, standardize,
+};
 use crate::kmeans::InitMethod;
 use segflow_ml::kmeans::{Init, Nearest};
 use segflow_ml::minibatch::{fit, MiniBatchParams};
-use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+use segflow_sdk::arrow::array::{Float64Array, Int32Array, StringArray};
 use segflow_sdk::arrow::compute::cast;
 use segflow_sdk::arrow::error::ArrowError;
 use segflow_sdk::prelude::*;
@@ -112,30 +115,19 @@ fn default_n_init() -> usize {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("distance", DataType::Float64, false),
-    ]))
+    let mut fields = assignments_head_fields(key);
+    fields.push(Field::new("distance", DataType::Float64, false));
+    Arc::new(Schema::new(fields))
 }
 
 fn model_schema(features: &[String]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-    ];
+    let mut fields = model_head_fields();
     fields.extend(
         features
             .iter()
             .map(|f| Field::new(f, DataType::Float64, false)),
     );
     Arc::new(Schema::new(fields))
-}
-
-fn label(r: i32) -> String {
-    format!("cluster_{r}")
 }
 
 /// Append the feature columns of `batch` to the row-major matrix `out`. `first_row` is
@@ -279,10 +271,7 @@ impl Component for MiniBatchKMeans {
 
         // Number segments by size among the fitted rows, largest first (ties: lower
         // original index first).
-        let mut fit_sizes = vec![0i64; k];
-        for &l in &model.labels {
-            fit_sizes[l as usize] += 1;
-        }
+        let fit_sizes = label_sizes(&model.labels, k);
         let empty = fit_sizes.iter().filter(|&&s| s == 0).count();
         if empty > 0 {
             segflow_sdk::tracing::warn!(
@@ -291,12 +280,7 @@ impl Component for MiniBatchKMeans {
                 "{empty} of the {k} segments got none of the fitted rows: the input has fewer distinct rows than k; lower k"
             );
         }
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by(|&a, &b| fit_sizes[b].cmp(&fit_sizes[a]).then(a.cmp(&b)));
-        let mut rank = vec![0i32; k];
-        for (r, &j) in order.iter().enumerate() {
-            rank[j] = r as i32;
-        }
+        let (order, rank) = size_order(&fit_sizes);
 
         // The fitted rows' squared distances, before their matrix is dropped.
         let head_sq: Vec<f64> = x
@@ -310,28 +294,13 @@ impl Component for MiniBatchKMeans {
         drop(x);
 
         // Centres back in original units.
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from((0..k as i32).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                (0..k as i32).map(label).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                order.iter().map(|&j| fit_sizes[j]).collect::<Vec<_>>(),
-            )),
-        ];
-        for f in 0..d {
-            let vals: Vec<f64> = order
-                .iter()
-                .map(|&j| {
-                    let v = model.centroids[j * d + f];
-                    match &scaling {
-                        Some((mean, sd)) => v * sd[f] + mean[f],
-                        None => v,
-                    }
-                })
-                .collect();
-            cols.push(Arc::new(Float64Array::from(vals)));
-        }
+        let mut cols = model_head(&order, &fit_sizes);
+        cols.extend(centre_columns(
+            &order,
+            &model.centroids,
+            d,
+            scaling.as_ref(),
+        ));
         let model_batch = RecordBatch::try_new(model_schema(&self.features), cols)?;
 
         ctx.fact("k", k);
@@ -428,7 +397,7 @@ impl Assign {
         for (&l, &s) in labels.iter().zip(sq) {
             let r = self.rank[l as usize];
             ids.push(r);
-            names.push(label(r));
+            names.push(cluster_label(r));
             dist.push(s.sqrt());
             self.sizes[r as usize] += 1;
             self.inertia += s;

@@ -1,6 +1,6 @@
 //! The `rfm` component.
 
-use crate::features::NUMERIC;
+use crate::features::{assignments_batch, assignments_head_fields, NUMERIC};
 use segflow_ml::rfm::{self, Measure, RfmError, RfmParams, ScoreRule, SegmentMap, Ties};
 use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
 use segflow_sdk::arrow::compute::cast;
@@ -151,27 +151,16 @@ pub(crate) fn numeric_column(batch: &RecordBatch, name: &str, field: &str) -> Re
     Ok(out)
 }
 
-/// The key column of `batch` and its field.
-pub(crate) fn key_column(batch: &RecordBatch, key: &str) -> Result<(Field, ArrayRef)> {
-    let field = batch.schema().field_with_name(key)?.clone();
-    let col = batch
-        .column_by_name(key)
-        .ok_or_else(|| Error::config("key", format!("column `{key}` is missing")))?
-        .clone();
-    Ok((field, col))
-}
-
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
+    let mut fields = assignments_head_fields(key);
+    fields.extend([
         Field::new("r_score", DataType::Int32, false),
         Field::new("f_score", DataType::Int32, false),
         Field::new("m_score", DataType::Int32, false),
         Field::new("fm_score", DataType::Int32, false),
         Field::new("rfm_score", DataType::Utf8, false),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
 }
 
 const RANGE_PARTS: [&str; 4] = ["r", "f", "m", "fm"];
@@ -371,13 +360,13 @@ impl Component for Rfm {
                 v.iter().map(|&x| x as i32).collect::<Vec<_>>(),
             ))
         };
-        let (key_field, key_col) = crate::rfm::key_column(&batch, &self.key)?;
-        let assignments = RecordBatch::try_new(
-            assignments_schema(&key_field),
+        let assignments = assignments_batch(
+            assignments_schema,
+            &batch,
+            &self.key,
+            ids,
+            labels,
             vec![
-                key_col,
-                Arc::new(Int32Array::from(ids)),
-                Arc::new(StringArray::from(labels)),
                 score_col(&s.recency.scores),
                 score_col(&s.frequency.scores),
                 score_col(&s.monetary.scores),

@@ -1,6 +1,6 @@
 //! The `rules` component.
 
-use crate::rfm::key_column;
+use crate::features::{assignments_head_fields, key_column};
 use segflow_ml::conditions::Condition;
 use segflow_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
 use segflow_sdk::prelude::*;
@@ -47,11 +47,7 @@ fn default_default() -> String {
 }
 
 fn assignments_schema(key: &Field) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        key.clone(),
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("segment", DataType::Utf8, false),
-    ]))
+    Arc::new(Schema::new(assignments_head_fields(key)))
 }
 
 fn model_schema() -> SchemaRef {
