@@ -5,7 +5,8 @@
 #              crosses the network)
 # Loads N deterministic rows with generate_series (N/10 customers, two years of dates),
 # runs A B A B ... and prints each round and the medians of wall time and peak RSS of
-# `segflow run` (the server's own CPU and memory are not in the RSS figure).
+# `segflow run` (the server's own CPU and memory are not in the RSS figure), and the
+# ratio of the medians. The pushdown's `partitions` fact tells how it ran.
 #
 # Usage: bench/postgres.sh [N] [ROUNDS]        (default N=10000000, ROUNDS=3)
 # Needs: a release build (cargo build --release), /usr/bin/time, psql, and
@@ -20,6 +21,10 @@ if [ -z "${SEGFLOW_PG_DSN:-}" ]; then
   . "$root/.ci/postgres.sh"
 fi
 export PG_DSN="$SEGFLOW_PG_DSN"
+if ! command -v psql >/dev/null 2>&1; then
+  # Debian keeps psql with the server's binaries (as .ci/postgres.sh finds them).
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/psql" ] && PATH="$d:$PATH"; done
+fi
 seg="$root/target/release/segflow"
 [ -x "$seg" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 work=$(mktemp -d)
@@ -90,4 +95,6 @@ qt=$(printf '%s\n' "${push[@]}" | cut -d' ' -f1 | median)
 qm=$(printf '%s\n' "${push[@]}" | cut -d' ' -f2 | median)
 echo "N=$n customers=$rows_pull rounds=$rounds"
 echo "pull + customer_features: median ${pt} s, peak RSS $((pm / 1024)) MiB"
-echo "aggregate pushdown:       median ${qt} s, peak RSS $((qm / 1024)) MiB"
+parts=$(grep -o '"partitions": *[0-9]*' "$work/out-pushdown/steps/features/facts.json" | grep -o '[0-9]*$')
+echo "aggregate pushdown:       median ${qt} s, peak RSS $((qm / 1024)) MiB (partitions: $parts)"
+echo "pull / pushdown: $(echo "scale=2; $pt / $qt" | bc)"

@@ -329,6 +329,20 @@ fn a_query_with_named_parameters_is_bound_server_side() {
 /// Runs postgres → customer_features and postgres with `aggregate:` over the same table
 /// and checks the two `main` outputs are identical.
 fn compare_pushdown(dsn: &str, table: &str, key: &str, date: &str, amount: &str, as_of: &str) {
+    compare_pushdown_with(dsn, table, key, date, amount, as_of, "");
+}
+
+/// `compare_pushdown` with more `aggregate:` settings (`extra`, starting with a comma);
+/// returns the facts of the pushdown step.
+fn compare_pushdown_with(
+    dsn: &str,
+    table: &str,
+    key: &str,
+    date: &str,
+    amount: &str,
+    as_of: &str,
+    extra: &str,
+) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     let local = write_pipeline(
         tmp.path(),
@@ -346,7 +360,7 @@ fn compare_pushdown(dsn: &str, table: &str, key: &str, date: &str, amount: &str,
         &format!(
             "name: pg_pushed\nsteps:\n  - id: features\n    stage: collect\n    plugin: postgres\n    \
              with:\n      dsn: \"${{PG_DSN}}\"\n      table: {table}\n      batch_size: 500\n      \
-             aggregate: {{ key: {key}, date: {date}, amount: {amount}, as_of: \"{as_of}\" }}\n"
+             aggregate: {{ key: {key}, date: {date}, amount: {amount}, as_of: \"{as_of}\"{extra} }}\n"
         ),
     );
     let out_l = tmp.path().join("local_out");
@@ -378,6 +392,7 @@ fn compare_pushdown(dsn: &str, table: &str, key: &str, date: &str, amount: &str,
     assert_eq!(fp["excluded_reasons"], fl["quarantine_reasons"]);
     assert_eq!(fp["customers"], fl["customers"]);
     assert_eq!(fp["source"], table);
+    fp
 }
 
 #[test]
@@ -422,6 +437,93 @@ fn aggregate_pushdown_equals_customer_features() {
     ))
     .unwrap();
     compare_pushdown(&dsn, &t2.name, "cust", "ts", "amt", "2023-12-31");
+}
+
+#[test]
+fn aggregate_pushdown_in_key_partitions_equals_customer_features() {
+    let Some((dsn, mut c)) = server() else { return };
+    // Parallel costs at zero, so that tables this small get the parallel plan too.
+    let parts = ", partitions: 3, settings: { parallel_setup_cost: 0, parallel_tuple_cost: 0 }";
+    // Negative keys, all the reasons to leave a row out, and customers whose every row
+    // is left out (8, 9: absent from both outputs).
+    let t = TempTable::new(
+        &mut c,
+        &dsn,
+        "agg_parts",
+        "customer_id int4, date date, amount float8",
+    );
+    c.batch_execute(&format!(
+        "INSERT INTO {t} \
+         SELECT (g * 7919) % 1500 - 700, DATE '2023-01-01' + ((g * 104729) % 700), \
+                ((g * 31) % 4000) / 4.0 - 100 \
+         FROM generate_series(1, 20000) g; \
+         INSERT INTO {t} VALUES (NULL, '2023-05-01', 1), (7, NULL, 1), (7, '2023-05-01', NULL), \
+                (8, '2023-05-01', 'NaN'), (8, '2025-05-01', 2), (9, '2023-05-01', '-Infinity'), \
+                (9, NULL, NULL), (NULL, NULL, NULL)",
+        t = t.name
+    ))
+    .unwrap();
+    let f = compare_pushdown_with(
+        &dsn,
+        &t.name,
+        "customer_id",
+        "date",
+        "amount",
+        "2024-06-30",
+        parts,
+    );
+    assert_eq!(f["partitions"], 3, "{f}");
+    assert_eq!(f["excluded_reasons"]["null_key"], 2, "{f}");
+
+    // When the server would not run the parts side by side, one statement does it all.
+    let f = compare_pushdown_with(
+        &dsn,
+        &t.name,
+        "customer_id",
+        "date",
+        "amount",
+        "2024-06-30",
+        ", partitions: 3, settings: { max_parallel_workers_per_gather: 0 }",
+    );
+    assert_eq!(f["partitions"], 1, "{f}");
+
+    // Text keys (parts by hashtext, sorted bytewise), timestamptz dates.
+    let t2 = TempTable::new(
+        &mut c,
+        &dsn,
+        "agg_parts_text",
+        "cust text, ts timestamptz, amt numeric",
+    );
+    c.batch_execute(&format!(
+        "INSERT INTO {t} \
+         SELECT CASE WHEN g % 3 = 0 THEN 'Z' ELSE 'a' END || ((g * 7919) % 900)::text, \
+                TIMESTAMPTZ '2023-01-01 00:00:00+00' + ((g * 104729) % 40000) * INTERVAL '37 minutes', \
+                ((g * 13) % 800) * 0.25 \
+         FROM generate_series(1, 15000) g; \
+         INSERT INTO {t} VALUES ('é1', '2023-02-01 23:30:00-05', 3), ('b', NULL, 2)",
+        t = t2.name
+    ))
+    .unwrap();
+    let f = compare_pushdown_with(&dsn, &t2.name, "cust", "ts", "amt", "2023-12-31", parts);
+    assert_eq!(f["partitions"], 3, "{f}");
+
+    // uuid keys (parts by uuid_hash), read as lower-case text by both.
+    let t3 = TempTable::new(
+        &mut c,
+        &dsn,
+        "agg_parts_uuid",
+        "id uuid, day date, amount int4",
+    );
+    c.batch_execute(&format!(
+        "INSERT INTO {t} \
+         SELECT md5(((g * 7919) % 700)::text)::uuid, DATE '2023-01-01' + ((g * 104729) % 500), \
+                (g * 31) % 400 \
+         FROM generate_series(1, 10000) g",
+        t = t3.name
+    ))
+    .unwrap();
+    let f = compare_pushdown_with(&dsn, &t3.name, "id", "day", "amount", "2024-03-01", parts);
+    assert_eq!(f["partitions"], 3, "{f}");
 }
 
 #[test]

@@ -90,6 +90,26 @@ pub struct Aggregate {
     pub amount: String,
     /// Date the features are computed at (YYYY-MM-DD); later transactions are left out.
     pub as_of: IsoDate,
+    /// Into how many parts to split the customers (by the key, or a hash of it): each
+    /// part is aggregated whole by one of the server's parallel workers, side by side,
+    /// and each reads the rows of `table` or `query` once. By default, the server's
+    /// `max_parallel_workers_per_gather` (2 unless configured). With 1, or when the
+    /// server would not run the parts in parallel (parallel query off, a query that is
+    /// not parallel safe), one statement aggregates everything and the server chooses
+    /// how to parallelise it. Set 1 for a costly `query`, which would run once per part.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64))]
+    pub partitions: Option<u32>,
+    /// PostgreSQL settings for the aggregation, set for its transaction only
+    /// (`set_config(name, value, true)`, as `SET LOCAL`; values are bound, never pasted
+    /// into SQL): a map of setting name to value, e.g. `{work_mem: 64MB}`. With
+    /// partitions, the collector sets `min_parallel_table_scan_size` and
+    /// `min_parallel_index_scan_size` to their largest values (no parallel scans, so
+    /// that each worker aggregates a part whole) unless this map names them; `null`
+    /// leaves the server's value. A bad name or value fails validation naming
+    /// `aggregate.settings.NAME`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, ParamValue>,
 }
 
 fn default_batch_size() -> usize {
@@ -118,6 +138,16 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const UTC: &str = "+00:00";
 /// Connection attempt time limit unless the DSN sets one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Settings of the aggregation's transaction with key partitions, unless
+/// `aggregate.settings` names them: no parallel scans (the largest sizes allowed), so
+/// that the planner runs each part whole in one worker under a Parallel Append, instead
+/// of splitting every part across the workers and merging all its rows in the leader.
+const PARTITIONED_SETTINGS: [(&str, &str); 2] = [
+    ("min_parallel_table_scan_size", "715827882"),
+    ("min_parallel_index_scan_size", "715827882"),
+];
+/// At most this many key partitions.
+const MAX_PARTITIONS: u32 = 64;
 /// Reasons a row is left out of the aggregation, in the order they are checked (the
 /// codes of `customer_features`' quarantine).
 const REASONS: [&str; 5] = [
@@ -808,6 +838,10 @@ struct Resolved {
     output: SchemaRef,
     /// With `aggregate`: the index of the trailing `reason` column the output leaves out.
     reason_column: Option<usize>,
+    /// With `aggregate`: the settings of its transaction (name, value, set by the user).
+    settings: Vec<(String, String, bool)>,
+    /// With `aggregate`: the key partitions of its SQL (1: none).
+    partitions: u32,
 }
 
 /// The connection string and its redactor.
@@ -1022,6 +1056,8 @@ impl PostgresSource {
                 kinds,
                 output: Arc::new(Schema::new(fields)),
                 reason_column: None,
+                settings: Vec::new(),
+                partitions: 1,
             });
         };
 
@@ -1053,9 +1089,11 @@ impl PostgresSource {
         let key_kind = find(&agg.key, "aggregate.key")?;
         let date_kind = find(&agg.date, "aggregate.date")?;
         let amount_kind = find(&agg.amount, "aggregate.amount")?;
-        let key_order = match key_kind {
-            Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Uuid => "gk",
-            Kind::Text => "gk COLLATE \"C\"",
+        // Text keys group and sort byte-wise (as segflow sorts) in one sort; equality is
+        // the same in every deterministic collation.
+        let collate = match key_kind {
+            Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Uuid => "",
+            Kind::Text => " COLLATE \"C\"",
             other => {
                 return Err(Error::config(
                     "aggregate.key",
@@ -1098,64 +1136,194 @@ impl PostgresSource {
         }
         // The as_of date is a validated YYYY-MM-DD, safe to write as a literal.
         let as_of = format!("DATE '{}'", agg.as_of);
-        // One pass: excluded rows are grouped under a null key by reason (their count is
-        // the group's count); a single-level GROUP BY with count(DISTINCT) measured about
-        // twice as fast as grouping by (key, day) first.
-        let sql = format!(
-            "SELECT gk, min(d), max(d), ({as_of} - max(d))::int8, count(DISTINCT d)::int8, \
-               count(*)::int8, sum(a), sum(a) / count(*)::float8, ({as_of} - min(d))::int8, \
-               CASE WHEN count(DISTINCT d) > 1 \
-                 THEN (max(d) - min(d))::float8 / (count(DISTINCT d) - 1) END, \
-               reason \
-             FROM ( \
-               SELECT CASE WHEN reason IS NULL THEN k END AS gk, reason, \
-                      CASE WHEN reason IS NULL THEN d END AS d, \
-                      CASE WHEN reason IS NULL THEN a END AS a \
-               FROM ( \
-                 SELECT k, d, a, CASE \
-                     WHEN k IS NULL THEN 'null_key' \
-                     WHEN d IS NULL THEN 'null_date' \
-                     WHEN a IS NULL THEN 'null_amount' \
-                     WHEN a IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) \
-                       THEN 'non_finite_amount' \
-                     WHEN d > {as_of} THEN 'after_as_of' END AS reason \
-                 FROM (SELECT {k} AS k, {day} AS d, {a}::float8 AS a \
-                       FROM ({base}) AS segflow_src) AS t \
-               ) AS r \
-             ) AS v \
-             GROUP BY gk, reason \
-             ORDER BY {key_order} NULLS FIRST, reason"
+        let rows = format!(
+            "(SELECT {k}{collate} AS k, {day} AS d, {a}::float8 AS a \
+               FROM ({base}) AS segflow_src) AS t"
         );
-        let stmt = client.prepare(&sql).map_err(|e| self.sql_error(dsn, &e))?;
-        let mut agg_kinds: Vec<Kind> = Vec::with_capacity(11);
-        for c in stmt.columns() {
-            agg_kinds.push(Kind::of(c.type_()).ok_or_else(|| {
-                Error::new(format!(
-                    "internal: the aggregation returned column `{}` of type {}",
-                    c.name(),
-                    c.type_()
-                ))
-            })?);
-        }
-        let options = FeatureOptions {
-            as_of: Some(agg.as_of.days()),
-            ..Default::default()
+        // Finite: NaN compares above every number in PostgreSQL, so it fails `< Infinity`.
+        let finite = "a > '-Infinity'::float8 AND a < 'Infinity'::float8";
+        // Each row gets the first of the REASONS that applies, or NULL when it is used.
+        let reason = format!(
+            "CASE \
+               WHEN k IS NOT NULL AND d IS NOT NULL AND a IS NOT NULL AND {finite} \
+                 AND d <= {as_of} THEN NULL \
+               WHEN k IS NULL THEN 'null_key' \
+               WHEN d IS NULL THEN 'null_date' \
+               WHEN a IS NULL THEN 'null_amount' \
+               WHEN {finite} THEN 'after_as_of' \
+               ELSE 'non_finite_amount' END"
+        );
+        let part_of = match key_kind {
+            Kind::Text => "hashtext(k)",
+            Kind::Uuid => "uuid_hash(k)",
+            _ => "k",
         };
-        let output =
-            FeatureAggregator::output_schema_for(&agg.key, &key_kind.data_type(), &options)
-                .map_err(|e| Error::config("aggregate.key", e.to_string()))?;
-        if agg_kinds.len() != output.fields().len() + 1 {
-            return Err(Error::new(
-                "internal: the aggregation returned an unexpected number of columns",
-            ));
+        // Grouped by key and reason in one pass: the used rows of a customer form the
+        // group whose reason is NULL; the left-out rows form groups of their own (the
+        // null keys one per reason), of which only the row count is read.
+        let group = |filter: String| {
+            format!(
+                "SELECT k, min(d), max(d), ({as_of} - max(d))::int8, count(DISTINCT d)::int8, \
+                   count(*)::int8, sum(a), sum(a) / count(*)::float8, \
+                   ({as_of} - min(d))::int8, \
+                   CASE WHEN count(DISTINCT d) > 1 \
+                     THEN (max(d) - min(d))::float8 / (count(DISTINCT d) - 1) END AS gap, \
+                   reason \
+                 FROM (SELECT k, d, a, {reason} AS reason FROM {rows}{filter}) AS v \
+                 GROUP BY k, reason"
+            )
+        };
+        let sql_for = |parts: u32| {
+            if parts <= 1 {
+                return format!("{} ORDER BY k, reason NULLS FIRST", group(String::new()));
+            }
+            let branches: Vec<String> = (0..parts)
+                .map(|i| {
+                    group(format!(
+                        " WHERE coalesce(abs({part_of} % {parts}), 0) = {i}"
+                    ))
+                })
+                .collect();
+            format!(
+                "SELECT * FROM ({}) AS u ORDER BY k, reason NULLS FIRST",
+                branches.join(" UNION ALL ")
+            )
+        };
+
+        let parts = match agg.partitions {
+            Some(n) if !(1..=MAX_PARTITIONS).contains(&n) => {
+                return Err(Error::config(
+                    "aggregate.partitions",
+                    format!("partitions must be between 1 and {MAX_PARTITIONS}"),
+                ))
+            }
+            Some(n) => n,
+            None => {
+                // The server's own parallelism, as the user's settings leave it.
+                let mut t = client.transaction().map_err(|e| self.sql_error(dsn, &e))?;
+                self.apply_settings(&mut t, dsn, &self.aggregate_settings(agg, 1))?;
+                let n: String = t
+                    .query_one(
+                        "SELECT current_setting('max_parallel_workers_per_gather')",
+                        &[],
+                    )
+                    .map_err(|e| self.sql_error(dsn, &e))?
+                    .get(0);
+                n.trim()
+                    .parse::<u32>()
+                    .unwrap_or(0)
+                    .clamp(1, MAX_PARTITIONS)
+            }
+        };
+        let param_refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let mut tries = vec![1];
+        if parts > 1 {
+            tries.insert(0, parts);
         }
-        Ok(Resolved {
-            sql,
-            params,
-            reason_column: Some(agg_kinds.len() - 1),
-            kinds: agg_kinds,
-            output,
-        })
+        for parts in tries {
+            let sql = sql_for(parts);
+            let settings = self.aggregate_settings(agg, parts);
+            let mut t = client.transaction().map_err(|e| self.sql_error(dsn, &e))?;
+            self.apply_settings(&mut t, dsn, &settings)?;
+            if parts > 1 {
+                // Only worth it when the parts run side by side, under one Gather with a
+                // Parallel Append: otherwise one statement.
+                let plan: Vec<String> = t
+                    .query(&format!("EXPLAIN {sql}"), &param_refs)
+                    .map_err(|e| self.sql_error(dsn, &e))?
+                    .iter()
+                    .filter_map(|row| row.try_get::<_, String>(0).ok())
+                    .collect();
+                let has = |node: &str| plan.iter().filter(|l| l.contains(node)).count();
+                if has("Parallel Append") == 0 || has("Gather") != 1 {
+                    continue;
+                }
+            }
+            let stmt = t.prepare(&sql).map_err(|e| self.sql_error(dsn, &e))?;
+            let mut agg_kinds: Vec<Kind> = Vec::with_capacity(11);
+            for c in stmt.columns() {
+                agg_kinds.push(Kind::of(c.type_()).ok_or_else(|| {
+                    Error::new(format!(
+                        "internal: the aggregation returned column `{}` of type {}",
+                        c.name(),
+                        c.type_()
+                    ))
+                })?);
+            }
+            let options = FeatureOptions {
+                as_of: Some(agg.as_of.days()),
+                ..Default::default()
+            };
+            let output =
+                FeatureAggregator::output_schema_for(&agg.key, &key_kind.data_type(), &options)
+                    .map_err(|e| Error::config("aggregate.key", e.to_string()))?;
+            if agg_kinds.len() != output.fields().len() + 1 {
+                return Err(Error::new(
+                    "internal: the aggregation returned an unexpected number of columns",
+                ));
+            }
+            return Ok(Resolved {
+                sql,
+                params,
+                reason_column: Some(agg_kinds.len() - 1),
+                kinds: agg_kinds,
+                output,
+                settings,
+                partitions: parts,
+            });
+        }
+        unreachable!("one partition is always tried")
+    }
+
+    /// The settings of the aggregation's transaction with `parts` partitions: the
+    /// collector's own that `aggregate.settings` does not name, then the user's (but
+    /// those set to `null`), as (name, value, whether the user set it).
+    fn aggregate_settings(&self, agg: &Aggregate, parts: u32) -> Vec<(String, String, bool)> {
+        let own: &[(&str, &str)] = if parts > 1 {
+            &PARTITIONED_SETTINGS
+        } else {
+            &[]
+        };
+        let mut all: Vec<(String, String, bool)> = own
+            .iter()
+            .filter(|(name, _)| !agg.settings.contains_key(*name))
+            .map(|&(name, value)| (name.to_string(), value.to_string(), false))
+            .collect();
+        for (name, value) in &agg.settings {
+            if let Some(value) = value.to_param().0 {
+                all.push((name.clone(), value, true));
+            }
+        }
+        all
+    }
+
+    /// Set `settings` for the rest of the transaction.
+    fn apply_settings(
+        &self,
+        t: &mut postgres::Transaction<'_>,
+        dsn: &Dsn,
+        settings: &[(String, String, bool)],
+    ) -> Result<()> {
+        for (name, value, by_user) in settings {
+            set_local(t, name, value).map_err(|e| {
+                let own = if *by_user {
+                    ""
+                } else {
+                    " (the collector sets it; write `null` for it in `aggregate.settings` \
+                     to leave the server's value)"
+                };
+                Error::config(
+                    &format!("aggregate.settings.{name}"),
+                    dsn.redactor.clean(&format!(
+                        "setting `{name}` to `{value}` on {}{own}: {}",
+                        dsn.target,
+                        pg_message(&e)
+                    )),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Connect and resolve, as `plan` and `run` both do.
@@ -1165,6 +1333,16 @@ impl PostgresSource {
         let resolved = self.resolve(&mut client, &dsn)?;
         Ok((client, dsn, resolved, retries))
     }
+}
+
+/// `SET LOCAL name = value`, with both bound.
+fn set_local(
+    t: &mut postgres::Transaction<'_>,
+    name: &str,
+    value: &str,
+) -> std::result::Result<(), postgres::Error> {
+    t.execute("SELECT set_config($1, $2, true)", &[&name, &value])
+        .map(|_| ())
 }
 
 impl Component for PostgresSource {
@@ -1197,6 +1375,7 @@ impl Component for PostgresSource {
         if let Some(agg) = &self.aggregate {
             ctx.fact("mode", "aggregate");
             ctx.fact("as_of", agg.as_of.to_string());
+            ctx.fact("partitions", resolved.partitions);
         }
         let output = resolved.output.clone();
         let (tx, rx) = sync_channel::<Message>(1);
@@ -1255,8 +1434,11 @@ struct Fetch {
 impl Fetch {
     fn run(self, mut client: Client, tx: std::sync::mpsc::SyncSender<Message>) {
         // Binary COPY is the fastest way out of the server, but it takes no parameters;
-        // a query with parameters (and the aggregation) goes through a cursor.
-        let result = if self.resolved.params.is_empty() && self.resolved.reason_column.is_none() {
+        // a query with parameters goes through a cursor, the aggregation through one
+        // unlimited execution (so that the server may run it in parallel).
+        let result = if let Some(reason_column) = self.resolved.reason_column {
+            self.fetch_aggregate(&mut client, &tx, reason_column)
+        } else if self.resolved.params.is_empty() {
             self.fetch_copy(&mut client, &tx)
         } else {
             self.fetch(&mut client, &tx)
@@ -1383,77 +1565,23 @@ impl Fetch {
         let params: Vec<&(dyn ToSql + Sync)> =
             r.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let stmt = t.prepare(&r.sql).map_err(pg)?;
-        if stmt.columns().len() != r.kinds.len()
-            || stmt
-                .columns()
-                .iter()
-                .zip(&r.kinds)
-                .any(|(c, k)| Kind::of(c.type_()) != Some(*k))
-        {
-            return Err(format!(
-                "{}: the columns changed since the pipeline was planned; run it again",
-                self.what
-            ));
-        }
+        self.check_columns(&stmt)?;
         let portal = t.bind(&stmt, &params).map_err(pg)?;
         let mut summary = Summary::default();
-        let n_out = r.output.fields().len();
         let max_rows = i32::try_from(self.batch_size).unwrap_or(i32::MAX);
         loop {
-            let mut builders: Vec<Builder> = r
-                .kinds
-                .iter()
-                .take(n_out)
-                .map(|k| Builder::new(*k, self.batch_size))
-                .collect();
-            let mut n = 0usize;
+            let mut batch = Rows::new(self, r);
             {
                 use postgres::fallible_iterator::FallibleIterator;
                 let mut rows = t.query_portal_raw(&portal, max_rows).map_err(pg)?;
                 while let Some(row) = rows.next().map_err(pg)? {
-                    n += 1;
-                    if let Some(rc) = r.reason_column {
-                        let reason: Option<Raw> = row.try_get(rc).map_err(pg)?;
-                        if let Some(Raw(reason)) = reason {
-                            let count: Option<Raw> = row.try_get(5).map_err(pg)?;
-                            let count = count
-                                .and_then(|Raw(b)| fixed::<8>(b).ok())
-                                .map_or(0, |b| i64::from_be_bytes(b).max(0) as u64);
-                            *summary
-                                .excluded
-                                .entry(String::from_utf8_lossy(reason).into_owned())
-                                .or_default() += count;
-                            continue;
-                        }
-                        let count: Option<Raw> = row.try_get(5).map_err(pg)?;
-                        if let Some(b) = count.and_then(|Raw(b)| fixed::<8>(b).ok()) {
-                            summary.used += i64::from_be_bytes(b).max(0) as u64;
-                        }
-                    }
-                    for (i, b) in builders.iter_mut().enumerate() {
-                        let v: Option<Raw> = row.try_get(i).map_err(pg)?;
-                        summary.bytes += v.as_ref().map_or(0, |Raw(x)| x.len() as u64);
-                        b.push(r.kinds[i], v.map(|Raw(x)| x)).map_err(|m| {
-                            format!(
-                                "{}: column `{}`, row {}: {m}",
-                                self.what,
-                                r.output.field(i).name(),
-                                summary.rows + 1
-                            )
-                        })?;
-                    }
-                    summary.rows += 1;
+                    batch.push(&row, &mut summary)?;
                 }
             }
-            let columns: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
-            let rows_in_batch = columns.first().map_or(0, |c| c.len());
-            if rows_in_batch > 0 {
-                let batch = RecordBatch::try_new(r.output.clone(), columns)
-                    .map_err(|e| format!("{}: {e}", self.what))?;
-                if tx.send(Message::Batch(batch)).is_err() {
-                    // The consumer stopped reading; the transaction is rolled back.
-                    return Ok(summary);
-                }
+            let n = batch.len();
+            if n > 0 && tx.send(Message::Batch(batch.finish()?)).is_err() {
+                // The consumer stopped reading; the transaction is rolled back.
+                return Ok(summary);
             }
             if n < self.batch_size {
                 break;
@@ -1461,6 +1589,151 @@ impl Fetch {
         }
         t.commit().map_err(pg)?;
         Ok(summary)
+    }
+
+    /// Fail when the prepared statement's columns are not those planned.
+    fn check_columns(&self, stmt: &postgres::Statement) -> std::result::Result<(), String> {
+        let kinds = &self.resolved.kinds;
+        if stmt.columns().len() != kinds.len()
+            || stmt
+                .columns()
+                .iter()
+                .zip(kinds)
+                .any(|(c, k)| Kind::of(c.type_()) != Some(*k))
+        {
+            return Err(format!(
+                "{}: the columns changed since the pipeline was planned; run it again",
+                self.what
+            ));
+        }
+        Ok(())
+    }
+
+    /// The aggregation: stream the per-customer rows, and count the left-out rows that
+    /// come as groups with a reason.
+    fn fetch_aggregate(
+        &self,
+        client: &mut Client,
+        tx: &std::sync::mpsc::SyncSender<Message>,
+        reason_column: usize,
+    ) -> std::result::Result<Summary, String> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let r = &self.resolved;
+        let pg = |e: postgres::Error| format!("{}: {}", self.what, pg_message(&e));
+        let count = |row: &postgres::Row| -> std::result::Result<u64, String> {
+            // Column 5 is the group's row count (n_transactions).
+            Ok(match row.try_get::<_, Option<Raw>>(5).map_err(pg)? {
+                Some(Raw(b)) => i64::from_be_bytes(fixed(b)?).max(0) as u64,
+                None => 0,
+            })
+        };
+        let params: Vec<&(dyn ToSql + Sync)> =
+            r.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let mut t = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .map_err(pg)?;
+        for (name, value, _) in &r.settings {
+            set_local(&mut t, name, value)
+                .map_err(|e| format!("setting `{name}` to `{value}`: {}", pg_message(&e)))?;
+        }
+        let stmt = t.prepare(&r.sql).map_err(pg)?;
+        self.check_columns(&stmt)?;
+        // One execution without a row limit: PostgreSQL runs a parallel plan only for a
+        // statement run to completion, never for a portal fetched a batch at a time. The
+        // rows still stream: they are read as the batches are consumed.
+        let cancel = t.cancel_token();
+        let mut rows = t.query_raw(&stmt, params.iter().copied()).map_err(pg)?;
+        let mut summary = Summary::default();
+        let mut batch = Rows::new(self, r);
+        while let Some(row) = rows.next().map_err(pg)? {
+            if let Some(Raw(reason)) = row.try_get::<_, Option<Raw>>(reason_column).map_err(pg)? {
+                *summary
+                    .excluded
+                    .entry(String::from_utf8_lossy(reason).into_owned())
+                    .or_default() += count(&row)?;
+                continue;
+            }
+            summary.used += count(&row)?;
+            batch.push(&row, &mut summary)?;
+            if batch.len() == self.batch_size {
+                let full = std::mem::replace(&mut batch, Rows::new(self, r));
+                if tx.send(Message::Batch(full.finish()?)).is_err() {
+                    // The consumer stopped reading: stop the server rather than drain
+                    // the remaining rows.
+                    let _ = cancel.cancel_query(NoTls);
+                    return Ok(summary);
+                }
+            }
+        }
+        drop(rows);
+        if batch.len() > 0 && tx.send(Message::Batch(batch.finish()?)).is_err() {
+            return Ok(summary);
+        }
+        t.commit().map_err(pg)?;
+        Ok(summary)
+    }
+}
+
+/// Rows being gathered into one Arrow batch.
+struct Rows<'a> {
+    fetch: &'a Fetch,
+    resolved: &'a Resolved,
+    builders: Vec<Builder>,
+    len: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(fetch: &'a Fetch, resolved: &'a Resolved) -> Self {
+        Rows {
+            fetch,
+            resolved,
+            // Not the aggregation's trailing `reason` column.
+            builders: resolved
+                .kinds
+                .iter()
+                .take(resolved.output.fields().len())
+                .map(|k| Builder::new(*k, fetch.batch_size))
+                .collect(),
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Decode one row into the builders.
+    fn push(
+        &mut self,
+        row: &postgres::Row,
+        summary: &mut Summary,
+    ) -> std::result::Result<(), String> {
+        let r = self.resolved;
+        let what = &self.fetch.what;
+        for (i, b) in self.builders.iter_mut().enumerate() {
+            let v: Option<Raw> = row
+                .try_get(i)
+                .map_err(|e| format!("{what}: {}", pg_message(&e)))?;
+            summary.bytes += v.as_ref().map_or(0, |Raw(x)| x.len() as u64);
+            b.push(r.kinds[i], v.map(|Raw(x)| x)).map_err(|m| {
+                format!(
+                    "{what}: column `{}`, row {}: {m}",
+                    r.output.field(i).name(),
+                    summary.rows + 1
+                )
+            })?;
+        }
+        summary.rows += 1;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> std::result::Result<RecordBatch, String> {
+        let columns: Vec<ArrayRef> = self.builders.into_iter().map(Builder::finish).collect();
+        RecordBatch::try_new(self.resolved.output.clone(), columns)
+            .map_err(|e| format!("{}: {e}", self.fetch.what))
     }
 }
 
@@ -1579,6 +1852,52 @@ mod tests {
         assert_eq!(c.retries, 3);
         let bad = segflow_sdk::parse_config::<PostgresSource>(r#"{"dsn": "x", "tabel": "t"}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn aggregate_options_parse() {
+        let c: PostgresSource = segflow_sdk::parse_config(
+            r#"{"dsn": "x", "table": "t", "aggregate": {"as_of": "2025-01-01",
+                "partitions": 4, "settings": {"work_mem": "64MB", "jit": false,
+                "max_parallel_workers_per_gather": 4, "parallel_tuple_cost": null}}}"#,
+        )
+        .unwrap();
+        let agg = c.aggregate.as_ref().unwrap();
+        assert_eq!(agg.partitions, Some(4));
+        assert_eq!(agg.key, "customer_id");
+        // The collector's own settings come first, but those the user names; a null
+        // value sets nothing.
+        let settings = c.aggregate_settings(agg, 4);
+        let names: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(n, v, _)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("min_parallel_table_scan_size", "715827882"),
+                ("min_parallel_index_scan_size", "715827882"),
+                ("jit", "false"),
+                ("max_parallel_workers_per_gather", "4"),
+                ("work_mem", "64MB"),
+            ]
+        );
+        assert_eq!(c.aggregate_settings(agg, 1).len(), 3);
+        let c: PostgresSource = segflow_sdk::parse_config(
+            r#"{"dsn": "x", "table": "t", "aggregate": {"as_of": "2025-01-01",
+                "settings": {"min_parallel_table_scan_size": null}}}"#,
+        )
+        .unwrap();
+        let agg = c.aggregate.as_ref().unwrap();
+        assert_eq!(agg.partitions, None);
+        assert_eq!(
+            c.aggregate_settings(agg, 2),
+            vec![(
+                "min_parallel_index_scan_size".to_string(),
+                "715827882".to_string(),
+                false
+            )]
+        );
     }
 
     #[test]
