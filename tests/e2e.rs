@@ -177,7 +177,10 @@ fn validate_and_plan() {
 
     let r = run(segflow().args(["plan", "pipelines/quickstart.yaml", "--format", "json"]));
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["layers"], serde_json::json!([["orders"], ["features"]]));
+    assert_eq!(
+        v["layers"],
+        serde_json::json!([["orders"], ["features"], ["segments"]])
+    );
     let features = &v["steps"][1];
     let cols: Vec<&str> = features["outputs"][0]["columns"]
         .as_array()
