@@ -181,28 +181,41 @@ impl KMeansParams {
 
     /// Check the settings against data of `d` features.
     pub fn check(&self, d: usize) -> Result<(), KMeansError> {
-        if self.k == 0 {
-            return Err(KMeansError::ZeroK);
-        }
-        if self.max_iter == 0 {
-            return Err(KMeansError::ZeroIter);
-        }
-        if self.n_init == 0 {
-            return Err(KMeansError::ZeroInit);
-        }
-        if !self.tol.is_finite() || self.tol < 0.0 {
-            return Err(KMeansError::BadTol(self.tol));
-        }
-        if let Init::Given(c) = &self.init {
-            if c.len() != self.k * d {
-                return Err(KMeansError::BadInit {
-                    got: c.len(),
-                    want: self.k * d,
-                });
-            }
-        }
-        Ok(())
+        check_common(self.k, self.max_iter, self.n_init, self.tol, &self.init, d)
     }
+}
+
+/// The checks k-means and mini-batch k-means share: `k`, iteration and restart counts,
+/// `tol`, and the shape of given starting centres.
+pub(crate) fn check_common(
+    k: usize,
+    max_iter: usize,
+    n_init: usize,
+    tol: f64,
+    init: &Init,
+    d: usize,
+) -> Result<(), KMeansError> {
+    if k == 0 {
+        return Err(KMeansError::ZeroK);
+    }
+    if max_iter == 0 {
+        return Err(KMeansError::ZeroIter);
+    }
+    if n_init == 0 {
+        return Err(KMeansError::ZeroInit);
+    }
+    if !tol.is_finite() || tol < 0.0 {
+        return Err(KMeansError::BadTol(tol));
+    }
+    if let Init::Given(c) = init {
+        if c.len() != k * d {
+            return Err(KMeansError::BadInit {
+                got: c.len(),
+                want: k * d,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A fitted k-means model.

@@ -109,31 +109,20 @@ impl MiniBatchParams {
 
     /// Check the settings against data of `d` features.
     pub fn check(&self, d: usize) -> Result<(), KMeansError> {
-        if self.k == 0 {
-            return Err(KMeansError::ZeroK);
-        }
-        if self.batch_size == 0 {
+        // Checked first, as before: a zero batch size is reported ahead of the rest.
+        if self.k != 0 && self.batch_size == 0 {
             return Err(KMeansError::ZeroBatch);
         }
-        if self.max_epochs == 0 {
-            return Err(KMeansError::ZeroIter);
-        }
-        if self.n_init == 0 {
-            return Err(KMeansError::ZeroInit);
-        }
-        if !self.tol.is_finite() || self.tol < 0.0 {
-            return Err(KMeansError::BadTol(self.tol));
-        }
+        crate::kmeans::check_common(
+            self.k,
+            self.max_epochs,
+            self.n_init,
+            self.tol,
+            &self.init,
+            d,
+        )?;
         if !self.reassignment_ratio.is_finite() || self.reassignment_ratio < 0.0 {
             return Err(KMeansError::BadRatio(self.reassignment_ratio));
-        }
-        if let Init::Given(c) = &self.init {
-            if c.len() != self.k * d {
-                return Err(KMeansError::BadInit {
-                    got: c.len(),
-                    want: self.k * d,
-                });
-            }
         }
         Ok(())
     }
