@@ -179,7 +179,13 @@ fn validate_and_plan() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(
         v["layers"],
-        serde_json::json!([["orders"], ["features"], ["segments"]])
+        serde_json::json!([
+            ["orders"],
+            ["features"],
+            ["segments"],
+            ["profile", "explain"],
+            ["personas", "targets", "map", "playbook"]
+        ])
     );
     let features = &v["steps"][1];
     let cols: Vec<&str> = features["outputs"][0]["columns"]

@@ -107,3 +107,39 @@ pub fn build_c_library(src: &str, out_dir: &Path, name: &str) -> PathBuf {
     assert!(st.success(), "compiling {}", c.display());
     lib
 }
+
+/// A whole Parquet file as one Arrow batch.
+pub fn parquet_table(p: &Path) -> arrow::array::RecordBatch {
+    let batches = parquet_batches(p);
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| panic!("{} has no batches", p.display()));
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+/// A numeric column as `f64` (null and NaN as `None`).
+pub fn f64_column(b: &arrow::array::RecordBatch, name: &str) -> Vec<Option<f64>> {
+    use arrow::array::{Array, AsArray};
+    let c = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Float64).unwrap();
+    let c = c.as_primitive::<arrow::datatypes::Float64Type>();
+    (0..c.len())
+        .map(|i| (!c.is_null(i) && !c.value(i).is_nan()).then(|| c.value(i)))
+        .collect()
+}
+
+/// A text column (null as `None`).
+pub fn str_column(b: &arrow::array::RecordBatch, name: &str) -> Vec<Option<String>> {
+    use arrow::array::{Array, AsArray};
+    let c = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap();
+    let c = c.as_string::<i32>();
+    (0..c.len())
+        .map(|i| (!c.is_null(i)).then(|| c.value(i).to_string()))
+        .collect()
+}

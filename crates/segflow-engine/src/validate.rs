@@ -423,6 +423,59 @@ fn config_loc(spec: &PipelineSpec, s: &StepSpec, field: &str) -> Loc {
     }
 }
 
+/// One config error, reduced to what the diagnostic needs.
+struct ConfigIssue {
+    /// JSON pointer into `with:`.
+    ptr: String,
+    /// Keys the schema does not allow, for an additional-properties error.
+    unexpected: Option<Vec<String>>,
+    message: String,
+}
+
+/// The errors worth showing for `err`. An optional field's schema is `anyOf: [the
+/// type, null]`, so a bad value there fails as "not valid under any of the schemas";
+/// when exactly one alternative has the value's type, its own errors (a minimum, an
+/// unknown key, ...) say what is actually wrong.
+fn config_issues(err: &jsonschema::ValidationError<'_>, out: &mut Vec<ConfigIssue>) {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let ptr = err.instance_path().as_str().to_string();
+    match err.kind() {
+        Kind::AnyOf { context } | Kind::OneOfNotValid { context } => {
+            let typed: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
+                .iter()
+                .filter(|branch| {
+                    !branch.iter().any(|e| {
+                        matches!(e.kind(), Kind::Type { .. })
+                            && e.instance_path().as_str() == ptr.as_str()
+                    })
+                })
+                .collect();
+            if let [branch] = typed.as_slice() {
+                if !branch.is_empty() {
+                    for e in branch.iter() {
+                        config_issues(e, out);
+                    }
+                    return;
+                }
+            }
+        }
+        Kind::AdditionalProperties { unexpected } => {
+            out.push(ConfigIssue {
+                ptr,
+                unexpected: Some(unexpected.clone()),
+                message: err.to_string(),
+            });
+            return;
+        }
+        _ => {}
+    }
+    out.push(ConfigIssue {
+        ptr,
+        unexpected: None,
+        message: err.to_string(),
+    });
+}
+
 fn check_config(spec: &PipelineSpec, s: &StepSpec, c: &Component) -> Vec<Diagnostic> {
     let src = &spec.source;
     let validator = match jsonschema::validator_for(&c.config_schema) {
@@ -448,8 +501,16 @@ fn check_config(spec: &PipelineSpec, s: &StepSpec, c: &Component) -> Vec<Diagnos
     let mut out = Vec::new();
     // The expanded config is what the component gets, so that is what is checked;
     // messages are redacted in case they echo a value read from the environment.
+    let mut issues = Vec::new();
     for err in validator.iter_errors(&s.with) {
-        let ptr = err.instance_path().as_str().to_string();
+        config_issues(&err, &mut issues);
+    }
+    for issue in issues {
+        let ConfigIssue {
+            ptr,
+            unexpected,
+            message,
+        } = issue;
         let shown = if ptr.is_empty() {
             "with".to_string()
         } else {
@@ -460,10 +521,8 @@ fn check_config(spec: &PipelineSpec, s: &StepSpec, c: &Component) -> Vec<Diagnos
         } else {
             format!(", under `{shown}`")
         };
-        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
-            err.kind()
-        {
-            for key in unexpected {
+        if let Some(unexpected) = unexpected {
+            for key in &unexpected {
                 let path = format!("/steps/{}/with{}/{}", s.index, ptr, key);
                 let loc = spec.key_loc(&path);
                 let mut d = Diagnostic::new(
@@ -504,7 +563,7 @@ fn check_config(spec: &PipelineSpec, s: &StepSpec, c: &Component) -> Vec<Diagnos
         } else {
             loc
         };
-        let message = Redactor::new(s.secrets.clone()).apply(&err.to_string());
+        let message = Redactor::new(s.secrets.clone()).apply(&message);
         let set_by = s
             .overridden
             .iter()

@@ -24,6 +24,8 @@
 //!   curve (with a Kneedle-suggested `eps`).
 //! - [`rfm`]: RFM scores by quantile bins (pandas `qcut` of first ranks) or fixed
 //!   thresholds, and segment maps (the standard 11-segment R × FM grid or custom).
+//! - [`cart`]: CART classification trees (Gini, scikit-learn's splits), with
+//!   feature importances and leaves read as rules.
 //! - [`conditions`]: the small condition language of rule-based segments (parser with
 //!   character offsets, SQL null logic, evaluation on record batches).
 //! - [`lifecycle`]: new / active / dormant / churned stages from recency and tenure.
@@ -34,6 +36,8 @@
 //! - [`impute`]: fill missing values (mean, median, mode, constant; text: mode,
 //!   constant), overall or by group.
 //! - [`outliers`]: IQR, z-score and robust z-score (MAD) fences; flag or clip.
+//! - [`pca`]: principal component analysis of small dense matrices (one-sided Jacobi
+//!   SVD), as scikit-learn's `PCA`, with optional point weights.
 //! - [`encode`]: one-hot (listed or fitted categories, an `other` bucket), ordinal and
 //!   frequency encoding of categorical columns.
 //! - [`pseudo`]: keyed HMAC-SHA256 pseudonyms and generalisation (bands, prefixes,
@@ -44,9 +48,14 @@
 //!   (Brent's method, as scipy), optional standardisation.
 //! - [`quality`]: a per-column data-quality profile (completeness, validity,
 //!   uniqueness, consistency).
+//! - [`profile`]: per-segment feature statistics against the base (mean, median,
+//!   std, index, z) and category shares with their lift.
 //! - [`shares`]: per-customer shares of categorical columns (channel or category mix).
+//! - [`targeting`]: target-segment selection: min–max scored, weighted
+//!   attractiveness criteria, ranking and greedy choice under size constraints.
 
 pub mod autok;
+pub mod cart;
 pub mod conditions;
 pub mod dbscan;
 pub mod dedup;
@@ -62,6 +71,8 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod minibatch;
 pub mod outliers;
+pub mod pca;
+pub mod profile;
 pub mod pseudo;
 pub mod quality;
 pub mod rfm;
@@ -69,4 +80,5 @@ pub mod rules;
 pub mod scale;
 pub mod shares;
 pub mod stats;
+pub mod targeting;
 pub mod transform;
