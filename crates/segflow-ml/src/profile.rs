@@ -175,9 +175,25 @@ pub fn mix(columns: &[(String, Vec<Option<f64>>)], group: &[usize], k: usize) ->
     columns
         .iter()
         .map(|(name, values)| {
-            let f = feature(values, group, k);
-            let base = f.base.mean.unwrap_or(0.0);
-            let shares = f.groups.iter().map(|g| g.mean.unwrap_or(0.0)).collect();
+            let mut sum = vec![0.0; k];
+            let mut count = vec![0usize; k];
+            for (v, &g) in values.iter().zip(group) {
+                if let Some(v) = v {
+                    sum[g] += v;
+                    count[g] += 1;
+                }
+            }
+            let n: usize = count.iter().sum();
+            let base = if n > 0 {
+                sum.iter().sum::<f64>() / n as f64
+            } else {
+                0.0
+            };
+            let shares = sum
+                .iter()
+                .zip(&count)
+                .map(|(s, &c)| if c > 0 { s / c as f64 } else { 0.0 })
+                .collect();
             with_lifts(name.clone(), base, shares)
         })
         .collect()

@@ -55,9 +55,22 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     quantile_sorted(&sorted(values), q)
 }
 
-/// Median: the middle value, or the mean of the two middle values (numpy, pandas).
+/// Median: the middle value, or the mean of the two middle values (numpy, pandas;
+/// the same arithmetic as [`quantile`] at 0.5). Linear time: selects rather than sorts.
 pub fn median(values: &[f64]) -> Option<f64> {
-    quantile(values, 0.5)
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mut v = values.to_vec();
+    let mid = n / 2;
+    let (left, hi, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let hi = *hi;
+    if n % 2 == 1 {
+        return Some(hi);
+    }
+    let lo = left.iter().copied().max_by(f64::total_cmp).unwrap_or(hi);
+    Some(lo + 0.5 * (hi - lo))
 }
 
 /// Median absolute deviation from the median, unscaled.
@@ -88,6 +101,19 @@ pub fn mode(values: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_selects_as_the_sorted_quantile() {
+        let mut x: Vec<f64> = (0..101)
+            .map(|i| ((i * 37) % 101) as f64 * 0.37 - 3.0)
+            .collect();
+        for n in [1usize, 2, 3, 4, 10, 11, 100, 101] {
+            let v = &x[..n];
+            assert_eq!(median(v), quantile_sorted(&sorted(v), 0.5), "n = {n}");
+        }
+        x.clear();
+        assert_eq!(median(&x), None);
+    }
 
     #[test]
     fn numpy_linear_quantiles() {

@@ -5,10 +5,11 @@
 //! Int32 `segment_id` and a Utf8 `segment` column, as every segmenter's `assignments`
 //! port has. Segmentations are joined to the features on the key.
 
+use ahash::AHashMap as HashMap;
 use segflow_sdk::arrow::array::{AsArray, Float64Array, Int32Array, Int64Array, StringArray};
 use segflow_sdk::arrow::compute::cast;
 use segflow_sdk::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The numeric types a feature column may have (Boolean counts as 0/1).
 pub const NUMERIC: &[DataType] = &[
@@ -284,7 +285,7 @@ pub fn join(inputs: Vec<Named<Table>>, key: &str) -> Result<Joined> {
         &fname,
         key,
     )?;
-    let idx = index(&fkeys, &fname)?;
+    let idx = std::cell::OnceCell::new();
     let mut segmentations = Vec::new();
     for &i in &roles.segmentations {
         let inp = tables[i].take().expect("segmentation input");
@@ -300,8 +301,25 @@ pub fn join(inputs: Vec<Named<Table>>, key: &str) -> Result<Joined> {
         let mut rows = Vec::with_capacity(batch.num_rows());
         let mut missing = 0usize;
         let mut first_missing = None;
-        for r in 0..batch.num_rows() {
-            let found = match (&idx, &keys) {
+        // Segmenters write assignments in the order of their input, so the keys are
+        // usually the features' own: then the join is the identity, no hashing needed.
+        let same_order = match (&fkeys, &keys) {
+            (Keys::Int(a), Keys::Int(b)) => a == b,
+            (Keys::Text(a), Keys::Text(b)) => a == b,
+            _ => false,
+        };
+        if same_order {
+            rows.extend(0..batch.num_rows());
+        }
+        for r in (0..batch.num_rows()).filter(|_| !same_order) {
+            let idx = match idx.get() {
+                Some(i) => i,
+                None => {
+                    let built = index(&fkeys, &fname)?;
+                    idx.get_or_init(|| built)
+                }
+            };
+            let found = match (idx, &keys) {
                 (KeyIndex::Int(m), Keys::Int(v)) => m.get(&v[r]).copied(),
                 (KeyIndex::Text(m), Keys::Text(v)) => m.get(&v[r]).copied(),
                 _ => None,

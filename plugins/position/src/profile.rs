@@ -383,7 +383,11 @@ impl Component for Profile {
                 })
             })
             .collect::<Result<_>>()?;
-        let key_text = key_strings(f, &self.key)?;
+        let key_text = if self.previous.is_empty() {
+            Vec::new()
+        } else {
+            key_strings(f, &self.key)?
+        };
 
         let mut rows = RowsBuilder::default();
         let mut long = LongBuilder::default();
@@ -432,10 +436,15 @@ impl Component for Profile {
                     Ok::<_, Error>(previous_stats(seg, &key_text, labels))
                 })
                 .transpose()?;
-            let feats: Vec<prof::FeatureProfile> = feature_values
-                .iter()
-                .map(|v| prof::feature(&take(v), &group, k))
-                .collect();
+            // features are independent: profile them in parallel (the result does not
+            // depend on the thread count)
+            let feats: Vec<prof::FeatureProfile> = ctx.pool().install(|| {
+                use rayon::prelude::*;
+                feature_values
+                    .par_iter()
+                    .map(|v| prof::feature(&take(v), &group, k))
+                    .collect()
+            });
             let cats: Vec<Vec<ValueShare>> = cat_values
                 .iter()
                 .map(|c| match c {
