@@ -258,3 +258,71 @@ fn a_component_two_libraries_export_must_be_qualified() {
         r.stderr
     );
 }
+
+/// The run services appended to `SegflowHost`: an evaluate step runs another component
+/// through the host (`run_component`), reads the run so far (`run_info`), and its
+/// `report` port becomes `report.html` at the top of the run directory.
+#[test]
+fn an_evaluate_step_runs_a_component_reads_the_run_and_writes_a_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(
+        tmp.path(),
+        "name: nested_run
+steps:
+  - {id: src, stage: collect, plugin: source, with: {rows: 1000}}
+  - {id: copy, stage: clean, plugin: passthrough, needs: [src]}
+  - {id: inner, stage: evaluate, plugin: nested, needs: [copy], with: {inner: passthrough}}
+",
+    );
+    let out = tmp.path().join("run");
+    let r = run(segflow().arg("run").arg(&p).arg("--out").arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // the nested component's output came back through the step
+    assert_eq!(parquet_rows(&out.join("steps/inner/main.parquet")), 1000);
+    let facts = read_json(&out.join("steps/inner/facts.json"));
+    assert_eq!(facts["inner_ports"], serde_json::json!(["main"]));
+    // run_info described the finished steps, and the report port became report.html
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        html,
+        "<!doctype html><title>nested_run</title><p>src:succeeded copy:succeeded inner:pending</p>"
+    );
+
+    // a nested call to a component that does not exist fails the step, naming it
+    let p = write(
+        tmp.path(),
+        "name: nested_missing
+steps:
+  - {id: src, stage: collect, plugin: source, with: {rows: 10}}
+  - {id: inner, stage: evaluate, plugin: nested, needs: [src], with: {inner: no_such_thing}}
+",
+    );
+    let r = run(segflow()
+        .arg("run")
+        .arg(&p)
+        .arg("--out")
+        .arg(tmp.path().join("run2")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("no loaded library has a component `no_such_thing`"),
+        "{}",
+        r.stderr
+    );
+    // and the nested component's own error is passed on
+    let p = write(
+        tmp.path(),
+        "name: nested_fails
+steps:
+  - {id: src, stage: collect, plugin: source, with: {rows: 10}}
+  - {id: inner, stage: evaluate, plugin: nested, needs: [src], with: {inner: fail}}
+",
+    );
+    let r = run(segflow()
+        .arg("run")
+        .arg(&p)
+        .arg("--out")
+        .arg(tmp.path().join("run3")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`testkit/fail` failed"), "{}", r.stderr);
+}

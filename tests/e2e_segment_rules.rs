@@ -5,10 +5,8 @@
 
 mod common;
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::concat_batches;
 use arrow::datatypes::{Int32Type, Int64Type};
 use common::*;
-use std::path::Path;
 
 fn require_segment_plugin() {
     let p = plugin_dir().join(format!(
@@ -96,11 +94,6 @@ fn a_malformed_condition_points_at_its_yaml_line() {
     }
 }
 
-fn one(dir: &Path, file: &str) -> RecordBatch {
-    let batches = parquet_batches(&dir.join(file));
-    concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
 fn ints(b: &RecordBatch, col: &str) -> Vec<i64> {
     let c = b.column_by_name(col).unwrap();
     match c.data_type() {
@@ -165,13 +158,13 @@ fn the_rfm_pipeline_runs_end_to_end() {
         let s = steps.iter().find(|s| s["id"] == id).unwrap();
         assert_eq!(s["status"], "succeeded", "{id}");
     }
-    let features = one(&out, "steps/features/main.parquet");
+    let features = parquet_table(&out.join("steps/features/main.parquet"));
     let n = features.num_rows();
     assert!(n > 15_000, "{n} customers");
 
     // rfm: one row per customer, keyed like the features, quintiles of equal size.
     let dir = out.join("steps/rfm");
-    let a = one(&dir, "assignments.parquet");
+    let a = parquet_table(&dir.join("assignments.parquet"));
     assert_eq!(a.num_rows(), n);
     assert_eq!(ints(&a, "customer_id"), ints(&features, "customer_id"));
     let (r, f, mm, fm) = (
@@ -224,10 +217,10 @@ fn the_rfm_pipeline_runs_end_to_end() {
             _ => {}
         }
     }
-    let model = one(&dir, "model.parquet");
+    let model = parquet_table(&dir.join("model.parquet"));
     assert_eq!(texts(&model, "segment"), STANDARD);
     assert_eq!(ints(&model, "size").iter().sum::<i64>(), n as i64);
-    let thresholds = one(&dir, "thresholds.parquet");
+    let thresholds = parquet_table(&dir.join("thresholds.parquet"));
     assert_eq!(thresholds.num_rows(), 15);
     let facts = read_json(&dir.join("facts.json"));
     assert_eq!(
@@ -240,13 +233,13 @@ fn the_rfm_pipeline_runs_end_to_end() {
     assert_eq!(facts["customers"], n);
 
     // lifecycle with Chinese labels, and the rules with their default.
-    let l = one(&out.join("steps/lifecycle"), "assignments.parquet");
+    let l = parquet_table(&out.join("steps/lifecycle/assignments.parquet"));
     assert_eq!(l.num_rows(), n);
     let labels = texts(&l, "segment");
     assert!(labels
         .iter()
         .all(|s| ["新客戶", "活躍", "沉睡", "流失"].contains(&s.as_str())));
-    let t = one(&out.join("steps/tiers"), "model.parquet");
+    let t = parquet_table(&out.join("steps/tiers/model.parquet"));
     assert_eq!(
         texts(&t, "segment"),
         ["VIP", "Regular", "One-off", "Occasional"]

@@ -6,7 +6,7 @@
 //! set, an unreachable server is a failure, so CI never skips silently.
 
 mod common;
-use arrow::array::{Array, RecordBatch};
+use arrow::array::Array;
 use arrow::datatypes::{DataType, TimeUnit};
 use common::*;
 use std::path::{Path, PathBuf};
@@ -80,15 +80,6 @@ fn facts(out: &Path, step: &str) -> serde_json::Value {
     read_json(&out.join(format!("steps/{step}/facts.json")))
 }
 
-fn one_batch(p: &Path) -> RecordBatch {
-    let batches = parquet_batches(p);
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .expect("at least one batch");
-    arrow::compute::concat_batches(&schema, &batches).unwrap()
-}
-
 #[test]
 fn a_table_with_every_mapped_type_is_read() {
     let Some((dsn, mut c)) = server() else { return };
@@ -126,7 +117,7 @@ fn a_table_with_every_mapped_type_is_read() {
     let out = tmp.path().join("out");
     let r = run_pipeline(&dsn, &p, &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let b = one_batch(&out.join("steps/rows/main.parquet"));
+    let b = parquet_table(&out.join("steps/rows/main.parquet"));
     assert_eq!(b.num_rows(), 3);
     let want = [
         ("i2", DataType::Int16),
@@ -276,7 +267,7 @@ fn a_query_with_named_parameters_is_bound_server_side() {
     let out = tmp.path().join("out");
     let r = run_pipeline(&dsn, &p, &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let b = one_batch(&out.join("steps/rows/main.parquet"));
+    let b = parquet_table(&out.join("steps/rows/main.parquet"));
     let ids = arrow::compute::cast(b.column(0), &DataType::Int64).unwrap();
     let ids = ids
         .as_any()
@@ -370,8 +361,8 @@ fn compare_pushdown_with(
     let r = run_pipeline(dsn, &pushed, &out_p);
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    let a = one_batch(&out_l.join("steps/features/main.parquet"));
-    let b = one_batch(&out_p.join("steps/features/main.parquet"));
+    let a = parquet_table(&out_l.join("steps/features/main.parquet"));
+    let b = parquet_table(&out_p.join("steps/features/main.parquet"));
     assert!(a.num_rows() > 100, "{} customers", a.num_rows());
     assert_eq!(a.schema(), b.schema());
     assert_eq!(a.num_rows(), b.num_rows());

@@ -78,6 +78,17 @@ struct State {
     streams: Vec<(String, FFI_ArrowArrayStream)>,
     facts: serde_json::Map<String, serde_json::Value>,
     progress_calls: usize,
+    /// Libraries whose components `run_component` may call.
+    nested: Vec<abi::EntryFn>,
+    run_info: Option<CString>,
+}
+
+/// What the fake host offers beyond the call itself: libraries for nested runs and a
+/// `run_info` document.
+#[derive(Default, Clone)]
+pub struct Services {
+    pub nested: Vec<abi::EntryFn>,
+    pub run_info: Option<serde_json::Value>,
 }
 
 fn text(p: *const c_char) -> String {
@@ -133,7 +144,68 @@ unsafe extern "C" fn emit_facts(ctx: *mut c_void, json: *const c_char) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn run_component(
+    ctx: *mut c_void,
+    name: *const c_char,
+    config: *const c_char,
+    inputs: *const abi::SegflowStreamInput,
+    n_inputs: usize,
+    sink: *mut c_void,
+    emit: abi::EmitPortFn,
+    fail: abi::FailFn,
+) -> i32 {
+    let (nested, threads) = {
+        let st = state(ctx);
+        (st.nested.clone(), 1)
+    };
+    let name = text(name);
+    let found = nested.iter().find_map(|e| {
+        let lib = unsafe { &*e() };
+        let comps = unsafe { std::slice::from_raw_parts(lib.components, lib.n_components) };
+        comps.iter().find(|c| text(c.name) == name)
+    });
+    let Some(comp) = found else {
+        let m = CString::new(format!("no component {name}")).unwrap();
+        unsafe { fail(sink, m.as_ptr()) };
+        return 1;
+    };
+    let inner = Mutex::new(State {
+        nested: nested.clone(),
+        ..Default::default()
+    });
+    let step = CString::new("nested").unwrap();
+    let h = host(&inner, threads, &step);
+    let status = unsafe { (comp.run)(&h, config, inputs, n_inputs) };
+    let mut st = inner.into_inner().unwrap_or_else(|e| e.into_inner());
+    if status != abi::STATUS_OK {
+        let m = CString::new(st.error.map(|e| e.0).unwrap_or_default()).unwrap_or_default();
+        unsafe { fail(sink, m.as_ptr()) };
+        return 1;
+    }
+    for (port, mut stream) in std::mem::take(&mut st.streams) {
+        let p = CString::new(port).unwrap();
+        unsafe {
+            emit(
+                sink,
+                p.as_ptr(),
+                &mut stream as *mut FFI_ArrowArrayStream as *mut abi::ArrowArrayStream,
+            )
+        };
+    }
+    0
+}
+
 fn host(ctx: &Mutex<State>, threads: u32, step: &CStr) -> abi::SegflowHost {
+    let (nested, run_info) = {
+        let st = ctx.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            !st.nested.is_empty(),
+            st.run_info
+                .as_ref()
+                .map_or(std::ptr::null(), |c| c.as_ptr()),
+        )
+    };
     abi::SegflowHost {
         struct_size: std::mem::size_of::<abi::SegflowHost>() as u32,
         threads,
@@ -147,6 +219,8 @@ fn host(ctx: &Mutex<State>, threads: u32, step: &CStr) -> abi::SegflowHost {
         emit_schema,
         emit_stream,
         emit_facts,
+        run_info,
+        run_component: nested.then_some(run_component as abi::RunComponentFn),
     }
 }
 
@@ -219,8 +293,26 @@ pub fn run(
     threads: u32,
     inputs: Vec<(&str, SchemaRef, Vec<RecordBatch>)>,
 ) -> Outcome {
+    run_with(entry, name, config, threads, inputs, Services::default())
+}
+
+/// [`run`] with nested-run libraries and a `run_info` document.
+pub fn run_with(
+    entry: abi::EntryFn,
+    name: &str,
+    config: serde_json::Value,
+    threads: u32,
+    inputs: Vec<(&str, SchemaRef, Vec<RecordBatch>)>,
+    services: Services,
+) -> Outcome {
     let comp = component(entry, name);
-    let ctx = Mutex::new(State::default());
+    let ctx = Mutex::new(State {
+        nested: services.nested,
+        run_info: services
+            .run_info
+            .map(|v| CString::new(v.to_string()).unwrap()),
+        ..Default::default()
+    });
     let step = CString::new("test_step").unwrap();
     let h = host(&ctx, threads, &step);
     let cfg = CString::new(config.to_string()).unwrap();

@@ -226,4 +226,44 @@ pub struct SegflowHost {
     /// `run` only: the step's facts, a JSON object (copied by the host; may be called
     /// several times, objects are merged).
     pub emit_facts: unsafe extern "C" fn(ctx: *mut c_void, json: *const c_char),
+    /// Added after the first release of ABI v1: read it only when `struct_size` reaches
+    /// past it ([`SegflowHost::has_run_services`]). `run` only: a JSON object describing
+    /// the run so far (pipeline name, and per step its stage, component, inputs,
+    /// status, duration, rows per port and facts), for components that report on the
+    /// run; null when the host has none.
+    pub run_info: *const c_char,
+    /// Added with `run_info`. `run` only: run another component of any loaded library
+    /// (`name` or `library/name`) with `config_json` on `inputs` (moved in, as for
+    /// [`RunFn`]), e.g. to re-fit a segmenter on a resample. Every output port is
+    /// handed to `emit(sink, port, stream)` (the callee moves the stream out); a
+    /// failure is described to `fail(sink, message)` and the status is non-zero. Null
+    /// when the host does not offer it.
+    pub run_component: Option<RunComponentFn>,
+}
+
+/// Receives one output port of a nested [`SegflowHost::run_component`] call.
+pub type EmitPortFn =
+    unsafe extern "C" fn(sink: *mut c_void, port: *const c_char, stream: *mut ArrowArrayStream);
+
+/// Receives the error message of a failed nested call.
+pub type FailFn = unsafe extern "C" fn(sink: *mut c_void, message: *const c_char);
+
+/// See [`SegflowHost::run_component`].
+pub type RunComponentFn = unsafe extern "C" fn(
+    ctx: *mut c_void,
+    name: *const c_char,
+    config_json: *const c_char,
+    inputs: *const SegflowStreamInput,
+    n_inputs: usize,
+    sink: *mut c_void,
+    emit: EmitPortFn,
+    fail: FailFn,
+) -> i32;
+
+impl SegflowHost {
+    /// True when the host's struct includes `run_info` and `run_component` (hosts built
+    /// before they were added pass a smaller `struct_size`).
+    pub fn has_run_services(&self) -> bool {
+        self.struct_size as usize >= core::mem::size_of::<SegflowHost>()
+    }
 }

@@ -7,7 +7,7 @@
 //! materialised once and shared by reference; a port nobody reads is streamed straight
 //! to its file. A failing step marks its dependants skipped; independent branches finish.
 
-use crate::host::{hex, CallOptions, FactsHandle, Observer, Redactor};
+use crate::host::{hex, CallOptions, FactsHandle, Observer, Redactor, RegistryServices};
 use crate::spec::Stage;
 use crate::store::{BackgroundWriter, PortWriter, RunDir};
 use crate::validate::Plan;
@@ -444,6 +444,12 @@ fn run_step(
     call.observer = opts.observer.clone();
     call.cancel = opts.cancel.clone();
     call.redact = redact.clone();
+    call.services = Some(Arc::new(RegistryServices {
+        registry: plan.registry.clone(),
+    }));
+    if step.spec.stage == Stage::Evaluate {
+        call.run_info = Some(run_info(plan, states, redact).to_string());
+    }
 
     let before = IN_TEE_NS.with(Cell::get);
     let t0 = Instant::now();
@@ -528,7 +534,27 @@ fn run_step(
             done: false,
             cancel: opts.cancel.clone(),
         };
-        match consumers.get(&(i, port.clone())).copied().unwrap_or(0) {
+        let readers = consumers.get(&(i, port.clone())).copied().unwrap_or(0);
+        if is_report_port(step, port, &schema) {
+            let mut tee = tee;
+            let mut batches = Vec::new();
+            for b in tee.by_ref() {
+                match b {
+                    Ok(b) => batches.push(b),
+                    Err(_) => break,
+                }
+            }
+            if let Some(dir) = &opts.run_dir {
+                if let Err(e) = write_report(dir, id, &batches) {
+                    failure.get_or_insert(e);
+                }
+            }
+            if readers > 0 {
+                my_slots.insert(port.clone(), Slot::Shared(schema, Arc::new(batches)));
+            }
+            continue;
+        }
+        match readers {
             1 => {
                 my_slots.insert(port.clone(), Slot::Stream(Mutex::new(Some(Box::new(tee)))));
             }
@@ -565,6 +591,83 @@ fn run_step(
     drop(st);
     opts.observer
         .step_finished(id, status.as_str(), msg.as_deref());
+}
+
+/// The run so far, for components that report on it (the ABI's `run_info`): the
+/// pipeline, and per step its stage, component, inputs, status, time, rows per port
+/// and facts (steps that have not finished have a null status).
+fn run_info(plan: &Plan, states: &[Arc<StepState>], redact: &Redactor) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = plan
+        .steps
+        .iter()
+        .zip(states)
+        .map(|(step, st)| {
+            let status = st.status.lock().unwrap().clone();
+            let facts = st
+                .facts
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|f| serde_json::Value::Object(f.get()))
+                .unwrap_or(serde_json::Value::Null);
+            let ns = st.run_ns.load(Ordering::Relaxed) + st.stream_ns.load(Ordering::Relaxed);
+            serde_json::json!({
+                "id": step.spec.id,
+                "stage": step.spec.stage,
+                "component": step.component.qualified_name(),
+                "needs": step.inputs.iter().map(|i| serde_json::json!({
+                    "name": i.name,
+                    "step": plan.steps[i.producer].spec.id,
+                    "port": i.port,
+                })).collect::<Vec<_>>(),
+                "status": status.as_ref().map(|s| s.0.as_str()),
+                "error": status.and_then(|s| s.1),
+                "duration_ms": ns as f64 / 1e6,
+                "rows": *st.rows.lock().unwrap(),
+                "facts": facts,
+            })
+        })
+        .collect();
+    redact_json(
+        serde_json::json!({
+            "pipeline": plan.spec.name,
+            "description": plan.spec.description,
+            "steps": steps,
+        }),
+        redact,
+    )
+}
+
+/// An evaluate step's `report` port with a text `html` column: the run's HTML report.
+fn is_report_port(step: &crate::validate::PlannedStep, port: &str, schema: &SchemaRef) -> bool {
+    step.spec.stage == Stage::Evaluate
+        && port == "report"
+        && schema
+            .field_with_name("html")
+            .is_ok_and(|f| f.data_type() == &arrow::datatypes::DataType::Utf8)
+}
+
+/// Write the `html` of a report port to `report.html` at the top of the run directory
+/// (`report-<step>.html` when another step of the run already wrote one).
+fn write_report(dir: &RunDir, step: &str, batches: &[RecordBatch]) -> Result<(), String> {
+    use arrow::array::{Array, AsArray};
+    let mut html = String::new();
+    for b in batches {
+        if let Some(col) = b.column_by_name("html") {
+            let col = col.as_string::<i32>();
+            for i in 0..col.len() {
+                if !col.is_null(i) {
+                    html.push_str(col.value(i));
+                }
+            }
+        }
+    }
+    let mut path = dir.root().join("report.html");
+    if path.exists() {
+        path = dir.root().join(format!("report-{step}.html"));
+    }
+    crate::store::write_atomic(&path, html.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {

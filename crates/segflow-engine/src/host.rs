@@ -421,6 +421,8 @@ pub fn forward_log(step: &str, level: u32, target: &str, message: &str) {
 /// Host-side state of one plan or run call. It lives as long as any stream the call
 /// produced, because lazy streams keep calling back (logs, facts, progress).
 struct CallState {
+    threads: u32,
+    max_log_level: u32,
     step_id: CString,
     step: String,
     observer: Arc<dyn Observer>,
@@ -431,6 +433,65 @@ struct CallState {
     streams: Mutex<Vec<(String, FFI_ArrowArrayStream)>>,
     facts: Mutex<serde_json::Map<String, serde_json::Value>>,
     allowed_ports: Vec<String>,
+    run_info: Option<CString>,
+    services: Option<Arc<dyn HostServices>>,
+}
+
+/// Named Arrow streams: a call's inputs or outputs.
+pub type Streams = Vec<(String, Box<dyn RecordBatchReader + Send>)>;
+
+/// What the host offers a running component beyond its own call: a description of the
+/// run so far, and running another loaded component (ABI `run_info`/`run_component`).
+pub trait HostServices: Send + Sync {
+    /// Run component `name` (`name` or `library/name`) with `config` on `inputs`, as
+    /// part of the calling step; returns its output ports.
+    fn run_component(
+        &self,
+        caller: &CallOptions,
+        name: &str,
+        config: &serde_json::Value,
+        inputs: Streams,
+    ) -> Result<Streams, String>;
+}
+
+/// [`HostServices`] backed by a registry of loaded components.
+pub struct RegistryServices {
+    pub registry: Arc<Registry>,
+}
+
+impl HostServices for RegistryServices {
+    fn run_component(
+        &self,
+        caller: &CallOptions,
+        name: &str,
+        config: &serde_json::Value,
+        inputs: Streams,
+    ) -> Result<Streams, String> {
+        let component = match self.registry.resolve(name) {
+            Resolution::Found(c) => c,
+            Resolution::Missing => {
+                return Err(format!(
+                    "no loaded library has a component `{name}` (see `segflow plugins list`)"
+                ))
+            }
+            Resolution::Ambiguous(cs) => {
+                return Err(format!(
+                    "`{name}` is ambiguous: {}; qualify it as `library/{name}`",
+                    cs.iter()
+                        .map(|c| c.qualified_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        };
+        let mut opts = caller.clone();
+        opts.step_id = format!("{}/{}", caller.step_id, component.name);
+        opts.run_info = None;
+        let out = component
+            .run(&opts, config, inputs)
+            .map_err(|e| format!("`{}` failed: {}", component.qualified_name(), e.message))?;
+        Ok(out.ports)
+    }
 }
 
 /// The `SegflowHost` struct handed to the plugin plus the state it points at.
@@ -554,6 +615,81 @@ unsafe extern "C" fn cb_emit_facts(ctx: *mut c_void, json: *const c_char) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn cb_run_component(
+    ctx: *mut c_void,
+    name: *const c_char,
+    config_json: *const c_char,
+    inputs: *const abi::SegflowStreamInput,
+    n_inputs: usize,
+    sink: *mut c_void,
+    emit: abi::EmitPortFn,
+    fail: abi::FailFn,
+) -> i32 {
+    let st = &*(ctx as *const CallState);
+    let report = |msg: &str| {
+        let c = CString::new(st.redact.apply(msg).replace('\0', "")).unwrap_or_default();
+        fail(sink, c.as_ptr());
+        1
+    };
+    let Some(services) = st.services.clone() else {
+        return report("this host does not run nested components here");
+    };
+    let name = cstr(name);
+    let config: serde_json::Value = match serde_json::from_str(&cstr(config_json)) {
+        Ok(v) => v,
+        Err(e) => return report(&format!("the config for `{name}` is not JSON: {e}")),
+    };
+    let raw = if n_inputs == 0 || inputs.is_null() {
+        &[][..]
+    } else {
+        std::slice::from_raw_parts(inputs, n_inputs)
+    };
+    let mut readers: Vec<(String, Box<dyn RecordBatchReader + Send>)> = Vec::new();
+    for inp in raw {
+        if inp.stream.is_null() {
+            return report("a nested call's input stream is null");
+        }
+        let ffi = std::ptr::replace(
+            inp.stream as *mut FFI_ArrowArrayStream,
+            FFI_ArrowArrayStream::empty(),
+        );
+        match RecordBatchStreamReader::try_new(ffi) {
+            Ok(r) => readers.push((cstr(inp.name), Box::new(r))),
+            Err(e) => {
+                return report(&format!(
+                    "a nested call's input is not a readable Arrow stream: {e}"
+                ))
+            }
+        }
+    }
+    let caller = CallOptions {
+        step_id: st.step.clone(),
+        threads: st.threads,
+        max_log_level: st.max_log_level,
+        observer: st.observer.clone(),
+        cancel: st.cancel.clone(),
+        redact: st.redact.clone(),
+        run_info: None,
+        services: None,
+    };
+    match services.run_component(&caller, &name, &config, readers) {
+        Ok(ports) => {
+            for (port, reader) in ports {
+                let mut ffi = FFI_ArrowArrayStream::new(reader);
+                let p = CString::new(port).unwrap_or_default();
+                emit(
+                    sink,
+                    p.as_ptr(),
+                    &mut ffi as *mut FFI_ArrowArrayStream as *mut abi::ArrowArrayStream,
+                );
+            }
+            0
+        }
+        Err(e) => report(&e),
+    }
+}
+
 /// Settings of one call.
 #[derive(Clone)]
 pub struct CallOptions {
@@ -563,6 +699,10 @@ pub struct CallOptions {
     pub observer: Arc<dyn Observer>,
     pub cancel: Arc<AtomicBool>,
     pub redact: Arc<Redactor>,
+    /// JSON handed to the component as `run_info`.
+    pub run_info: Option<String>,
+    /// Behind the component's `run_component` callback.
+    pub services: Option<Arc<dyn HostServices>>,
 }
 
 impl CallOptions {
@@ -574,12 +714,16 @@ impl CallOptions {
             observer: Arc::new(TracingObserver),
             cancel: Arc::new(AtomicBool::new(false)),
             redact: Arc::new(Redactor::default()),
+            run_info: None,
+            services: None,
         }
     }
 }
 
 fn new_call(opts: &CallOptions, allowed_ports: Vec<String>) -> Arc<CallHandle> {
     let state = Box::new(CallState {
+        threads: opts.threads.max(1),
+        max_log_level: opts.max_log_level,
         step_id: CString::new(opts.step_id.replace('\0', "")).unwrap_or_default(),
         step: opts.step_id.clone(),
         observer: opts.observer.clone(),
@@ -590,6 +734,11 @@ fn new_call(opts: &CallOptions, allowed_ports: Vec<String>) -> Arc<CallHandle> {
         streams: Mutex::new(Vec::new()),
         facts: Mutex::new(Default::default()),
         allowed_ports,
+        run_info: opts
+            .run_info
+            .as_ref()
+            .map(|j| CString::new(j.replace('\0', "")).unwrap_or_default()),
+        services: opts.services.clone(),
     });
     let host = abi::SegflowHost {
         struct_size: std::mem::size_of::<abi::SegflowHost>() as u32,
@@ -604,6 +753,14 @@ fn new_call(opts: &CallOptions, allowed_ports: Vec<String>) -> Arc<CallHandle> {
         emit_schema: cb_emit_schema,
         emit_stream: cb_emit_stream,
         emit_facts: cb_emit_facts,
+        run_info: state
+            .run_info
+            .as_ref()
+            .map_or(std::ptr::null(), |c| c.as_ptr()),
+        run_component: state
+            .services
+            .as_ref()
+            .map(|_| cb_run_component as abi::RunComponentFn),
     };
     Arc::new(CallHandle { host, state })
 }

@@ -96,6 +96,11 @@ impl RunDir {
         }
     }
 
+    /// The run directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn step_dir(&self, step: &str) -> std::io::Result<PathBuf> {
         let d = self.root.join("steps").join(step);
         std::fs::create_dir_all(&d)?;

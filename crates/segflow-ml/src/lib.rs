@@ -26,12 +26,17 @@
 //!   thresholds, and segment maps (the standard 11-segment R × FM grid or custom).
 //! - [`cart`]: CART classification trees (Gini, scikit-learn's splits), with
 //!   feature importances and leaves read as rules.
+//! - [`clv`]: customer lifetime value: BG/NBD and Gamma-Gamma by maximum likelihood
+//!   (as `lifetimes`), P(alive), conditional expected purchases (Gauss ₂F₁), CLV.
 //! - [`conditions`]: the small condition language of rule-based segments (parser with
 //!   character offsets, SQL null logic, evaluation on record batches).
 //! - [`lifecycle`]: new / active / dormant / churned stages from recency and tenure.
+//! - [`stability`]: seeded subsample/bootstrap resampling and Hennig's clusterwise
+//!   Jaccard stability.
 //! - [`stats`]: mean, population std, numpy-linear quantiles, median, MAD, mode.
 //! - [`keys`]: hashed multi-column keys (group ids, duplicate detection).
 //! - [`dedup`]: keep one row per key (first, last, max/min by a column).
+//! - [`drift`]: feature drift between runs (PSI over quantile bins, two-sample KS).
 //! - [`rules`]: casting to a declared type and row-level data-quality checks.
 //! - [`impute`]: fill missing values (mean, median, mode, constant; text: mode,
 //!   constant), overall or by group.
@@ -56,9 +61,11 @@
 
 pub mod autok;
 pub mod cart;
+pub mod clv;
 pub mod conditions;
 pub mod dbscan;
 pub mod dedup;
+pub mod drift;
 pub mod encode;
 pub mod features;
 pub mod gmm;
@@ -79,6 +86,7 @@ pub mod rfm;
 pub mod rules;
 pub mod scale;
 pub mod shares;
+pub mod stability;
 pub mod stats;
 pub mod targeting;
 pub mod transform;

@@ -288,6 +288,99 @@ pub unsafe extern "C" fn run_shim<C: Component>(
     finish(h, outcome)
 }
 
+/// What a nested call handed back.
+#[derive(Default)]
+struct NestedSink {
+    ports: Vec<Named<Table>>,
+    error: Option<String>,
+}
+
+unsafe extern "C" fn nested_emit(
+    sink: *mut std::ffi::c_void,
+    port: *const c_char,
+    stream: *mut abi::ArrowArrayStream,
+) {
+    let sink = &mut *(sink as *mut NestedSink);
+    if stream.is_null() {
+        return;
+    }
+    let ffi = std::ptr::replace(
+        stream as *mut FFI_ArrowArrayStream,
+        FFI_ArrowArrayStream::empty(),
+    );
+    match RecordBatchStreamReader::try_new(ffi) {
+        Ok(r) => sink.ports.push(Named {
+            name: cstr_to_string(port),
+            value: Table::from_reader(Box::new(r)),
+        }),
+        Err(e) => {
+            sink.error.get_or_insert(format!(
+                "output port `{}` of the nested call is not a readable stream: {e}",
+                cstr_to_string(port)
+            ));
+        }
+    }
+}
+
+unsafe extern "C" fn nested_fail(sink: *mut std::ffi::c_void, message: *const c_char) {
+    let sink = &mut *(sink as *mut NestedSink);
+    sink.error = Some(cstr_to_string(message));
+}
+
+pub(crate) fn run_component(
+    host: &abi::SegflowHost,
+    name: &str,
+    config: &serde_json::Value,
+    inputs: Vec<Named<Table>>,
+) -> Result<Vec<Named<Table>>> {
+    let call = match (host.has_run_services(), host.run_component) {
+        (true, Some(f)) => f,
+        _ => {
+            return Err(Error::new(format!(
+                "this segflow host cannot run another component (`{name}`) from inside a step; upgrade segflow"
+            )))
+        }
+    };
+    let names: Vec<CString> = inputs.iter().map(|i| cstring(&i.name)).collect();
+    let mut streams: Vec<FFI_ArrowArrayStream> = inputs
+        .into_iter()
+        .map(|i| FFI_ArrowArrayStream::new(i.value.into_reader()))
+        .collect();
+    let raw: Vec<abi::SegflowStreamInput> = names
+        .iter()
+        .zip(streams.iter_mut())
+        .map(|(n, s)| abi::SegflowStreamInput {
+            name: n.as_ptr(),
+            stream: s as *mut FFI_ArrowArrayStream as *mut abi::ArrowArrayStream,
+        })
+        .collect();
+    let cname = cstring(name);
+    let cconfig = cstring(&config.to_string());
+    let mut sink = NestedSink::default();
+    // SAFETY: every pointer lives until the call returns; the host moves the streams
+    // out (whatever it leaves is released when `streams` drops).
+    let status = unsafe {
+        call(
+            host.ctx,
+            cname.as_ptr(),
+            cconfig.as_ptr(),
+            raw.as_ptr(),
+            raw.len(),
+            &mut sink as *mut NestedSink as *mut std::ffi::c_void,
+            nested_emit,
+            nested_fail,
+        )
+    };
+    drop(streams);
+    match (status, sink.error) {
+        (0, None) => Ok(sink.ports),
+        (_, Some(e)) => Err(Error::new(e)),
+        (s, None) => Err(Error::new(format!(
+            "running `{name}` failed (status {s}) without saying why"
+        ))),
+    }
+}
+
 pub(crate) fn emit_facts(
     host: *const abi::SegflowHost,
     facts: &serde_json::Map<String, serde_json::Value>,

@@ -340,6 +340,31 @@ impl Context {
         self.facts.insert(key.to_string(), v);
     }
 
+    /// The run so far, as the host describes it (pipeline name; per step its stage,
+    /// component, inputs, status, duration, rows per port and facts). `None` when the
+    /// host offers none, e.g. outside the evaluate stage or an older host.
+    pub fn run_info(&self) -> Option<serde_json::Value> {
+        let h = self.host();
+        if !h.has_run_services() || h.run_info.is_null() {
+            return None;
+        }
+        serde_json::from_str(&ffi::cstr_to_string(h.run_info)).ok()
+    }
+
+    /// Run another component of any loaded library (`name` or `library/name`) with
+    /// `config` on `inputs`, as part of this step, and return its output ports in the
+    /// order it emitted them. This is how an evaluator re-fits whatever segmenter the
+    /// pipeline names, vendor components included. Errors when the host does not offer
+    /// nested runs or the component fails.
+    pub fn run_component(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        inputs: Vec<Named<Table>>,
+    ) -> Result<Vec<Named<Table>>> {
+        ffi::run_component(self.host(), name, config, inputs)
+    }
+
     pub(crate) fn take_facts(&mut self) -> serde_json::Map<String, serde_json::Value> {
         std::mem::take(&mut self.facts)
     }

@@ -34,6 +34,12 @@ pub struct CsvSource {
     /// Field delimiter: one ASCII character, such as `;` or `"\t"`.
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
+    /// Fields are separated by runs of spaces or tabs, as in whitespace-aligned exports
+    /// (e.g. the CDNOW files): blanks at the start and end of a line are ignored and
+    /// each run of them between fields separates two fields. Quoted fields are not
+    /// supported in this mode, and `delimiter` is not used.
+    #[serde(default)]
+    pub whitespace: bool,
     /// Whether the first line of each file holds the column names. Without a header the
     /// columns are named `column_1`, `column_2`, ... unless `columns` names them.
     #[serde(default = "yes")]
@@ -237,6 +243,16 @@ impl CsvSource {
         Ok(self.delimiter as u8)
     }
 
+    /// The text of a file as the CSV decoder reads it: whitespace-aligned fields made
+    /// delimited when `whitespace` is set.
+    fn fields(&self, reader: Box<dyn Read + Send>, delimiter: u8) -> Box<dyn Read + Send> {
+        if self.whitespace {
+            Box::new(files::WhitespaceFields::new(reader, delimiter))
+        } else {
+            reader
+        }
+    }
+
     fn format(&self, delimiter: u8) -> Format {
         Format::default()
             .with_header(self.header)
@@ -256,9 +272,11 @@ impl CsvSource {
         let files = files::resolve(&self.path)?;
         let first = &files[0];
         let open = || {
-            files::open_text(first, self.encoding, None).map_err(|e| {
-                Error::config("path", format!("cannot open `{}`: {e}", files::show(first)))
-            })
+            files::open_text(first, self.encoding, None)
+                .map(|r| self.fields(r, delimiter))
+                .map_err(|e| {
+                    Error::config("path", format!("cannot open `{}`: {e}", files::show(first)))
+                })
         };
         let format = self.format(delimiter);
         let (inferred_schema, _) = format
@@ -556,6 +574,7 @@ impl Component for CsvSource {
             header_format: self.format(delimiter).with_header(true),
             resolved: r,
             delimiter,
+            whitespace: self.whitespace,
             encoding: self.encoding,
             rows_per_block,
             window: if pool.is_some() { threads * 2 } else { 1 },
@@ -737,6 +756,7 @@ struct CsvStream {
     shared: Arc<Shared>,
     header_format: Format,
     delimiter: u8,
+    whitespace: bool,
     encoding: TextEncoding,
     rows_per_block: usize,
     window: usize,
@@ -760,6 +780,11 @@ impl CsvStream {
         let show = files::show(path);
         let reader = files::open_text(path, self.encoding, Some(self.counter.clone()))
             .map_err(|e| external(format!("cannot open `{show}`: {e}")))?;
+        let reader: Box<dyn Read + Send> = if self.whitespace {
+            Box::new(files::WhitespaceFields::new(reader, self.delimiter))
+        } else {
+            reader
+        };
         let mut splitter = Splitter::new(reader, show.clone().into(), self.delimiter);
         if self.shared.header {
             let head = splitter

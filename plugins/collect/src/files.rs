@@ -197,6 +197,74 @@ pub fn open_text(
     })
 }
 
+/// Turns whitespace-aligned text into delimited text: on every line, leading and
+/// trailing spaces and tabs are dropped and each run of them inside becomes one
+/// `delimiter` byte (`  00004 0001 19970101  2   29.33` → `00004,0001,19970101,2,29.33`).
+pub struct WhitespaceFields<R> {
+    inner: R,
+    delimiter: u8,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out.
+    pos: usize,
+    /// Inside a line, a run of blanks is pending (written only if a field follows).
+    pending_gap: bool,
+    /// No field has started on the current line yet.
+    line_start: bool,
+    eof: bool,
+}
+
+impl<R: Read> WhitespaceFields<R> {
+    pub fn new(inner: R, delimiter: u8) -> Self {
+        WhitespaceFields {
+            inner,
+            delimiter,
+            buf: Vec::new(),
+            pos: 0,
+            pending_gap: false,
+            line_start: true,
+            eof: false,
+        }
+    }
+}
+
+impl<R: Read> Read for WhitespaceFields<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() && !self.eof {
+            let mut chunk = [0u8; 1 << 16];
+            let n = self.inner.read(&mut chunk)?;
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+            self.buf.clear();
+            self.pos = 0;
+            for &b in &chunk[..n] {
+                match b {
+                    b' ' | b'\t' => self.pending_gap = !self.line_start,
+                    b'\r' => {}
+                    b'\n' => {
+                        self.buf.push(b'\n');
+                        self.pending_gap = false;
+                        self.line_start = true;
+                    }
+                    _ => {
+                        if self.pending_gap {
+                            self.buf.push(self.delimiter);
+                            self.pending_gap = false;
+                        }
+                        self.line_start = false;
+                        self.buf.push(b);
+                    }
+                }
+            }
+        }
+        let n = (self.buf.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Reads UTF-8, taking every byte outside a valid UTF-8 sequence as Windows-1252.
 struct Utf8Fallback<R> {
     inner: R,
@@ -477,6 +545,16 @@ impl<R: Read> Read for Transcode<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_fields_become_delimited() {
+        let text = "  00004 0001 19970101  2   29.33\r\n\t7\t\t8 \n\n 9";
+        let mut out = String::new();
+        WhitespaceFields::new(text.as_bytes(), b',')
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "00004,0001,19970101,2,29.33\n7,8\n\n9");
+    }
 
     /// Hands out its bytes `step` at a time, to cut UTF-8 sequences at every boundary.
     struct Trickle<'a> {

@@ -6,6 +6,7 @@
 //! live in `segflow-ml`; this crate reads and writes Arrow.
 
 pub mod explain;
+#[path = "../../support/segmentations.rs"]
 pub mod inputs;
 pub mod map;
 pub mod persona;

@@ -240,39 +240,7 @@ impl Profile {
         }
         Arc::new(Schema::new(fields))
     }
-
-    /// Split the inputs into the rest and the earlier periods named in `previous`.
-    fn split_previous<T>(&self, inputs: Vec<Named<T>>) -> Result<Split<T>> {
-        let mut rest = Vec::new();
-        let mut earlier = Vec::new();
-        for inp in inputs {
-            if self
-                .previous
-                .values()
-                .any(|r| r == &inp.name || segmentation_name(&inp.name) == *r)
-            {
-                earlier.push(inp);
-            } else {
-                rest.push(inp);
-            }
-        }
-        for (seg, r) in &self.previous {
-            if !earlier
-                .iter()
-                .any(|e| &e.name == r || segmentation_name(&e.name) == *r)
-            {
-                return Err(Error::config(
-                    &format!("previous.{seg}"),
-                    format!("`{r}` is not one of this step's inputs; add it to `needs:`"),
-                ));
-            }
-        }
-        Ok((rest, earlier))
-    }
 }
-
-/// The current inputs and the earlier periods.
-type Split<T> = (Vec<Named<T>>, Vec<Named<T>>);
 
 fn default_categories(
     schema: &Schema,
@@ -308,7 +276,7 @@ impl Component for Profile {
     }
 
     fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
-        let (current, earlier) = self.split_previous(inputs.to_vec())?;
+        let (current, earlier) = inputs::split_previous(&self.previous, inputs.to_vec())?;
         let roles = inputs::roles(&current, |s: &SchemaRef| s.clone(), &self.key)?;
         let names: Vec<String> = roles
             .segmentations
@@ -344,12 +312,12 @@ impl Component for Profile {
     }
 
     fn run(&self, inputs: Vec<Named<Table>>, ctx: &mut Context) -> Result<Outputs<Table>> {
-        let (current, earlier) = self.split_previous(inputs)?;
+        let (current, earlier) = inputs::split_previous(&self.previous, inputs)?;
         let mut earlier_labels: HashMap<String, HashMap<String, String>> = HashMap::new();
         for e in earlier {
             let name = e.name.clone();
             let batch = e.value.concat()?;
-            earlier_labels.insert(name.clone(), key_labels(&batch, &self.key, &name)?);
+            earlier_labels.insert(name.clone(), inputs::key_labels(&batch, &self.key, &name)?);
         }
         let joined = inputs::join(current, &self.key)?;
         let resolved = self.resolve(&joined.features.schema())?;
@@ -576,22 +544,6 @@ fn key_strings(batch: &RecordBatch, key: &str) -> Result<Vec<String>> {
         .into_iter()
         .map(Option::unwrap_or_default)
         .collect())
-}
-
-/// Key → segment label of an earlier segmentation.
-fn key_labels(batch: &RecordBatch, key: &str, name: &str) -> Result<HashMap<String, String>> {
-    let keys = key_strings(batch, key)?;
-    let labels = inputs::text(batch, "segment", "previous")?;
-    let mut out = HashMap::with_capacity(keys.len());
-    for (r, (k, l)) in keys.into_iter().zip(labels).enumerate() {
-        let l = l.ok_or_else(|| {
-            Error::new(format!(
-                "earlier segmentation `{name}` has a null segment at row {r}"
-            ))
-        })?;
-        out.insert(k, l);
-    }
-    Ok(out)
 }
 
 /// Per segment: (customers with the label in the earlier period, of them still in it).

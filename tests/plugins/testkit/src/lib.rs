@@ -185,7 +185,83 @@ impl Component for Sleep {
     }
 }
 
+/// Re-runs component `inner` (with config `with`) on its input through the host, and
+/// writes a tiny HTML report listing the steps the host's `run_info` describes: for the
+/// engine's tests of nested runs, run info and `report.html`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nested {
+    /// Component to run inside this step.
+    pub inner: String,
+    /// Its config.
+    #[serde(default)]
+    pub with: serde_json::Value,
+}
+
+fn html_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("html", DataType::Utf8, false)]))
+}
+
+impl Component for Nested {
+    const NAME: &'static str = "nested";
+    const STAGE: Stage = Stage::Evaluate;
+    fn ports() -> Ports {
+        Ports::new(Stage::Evaluate, 1, 1).outputs(&[
+            ("main", "the inner component's main port"),
+            ("report", "an HTML page naming the run's steps"),
+        ])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::new()
+            .port("main", single(inputs)?.clone())
+            .port("report", html_schema()))
+    }
+    fn run(&self, inputs: Vec<Named<Table>>, ctx: &mut Context) -> Result<Outputs<Table>> {
+        let with = if self.with.is_null() {
+            serde_json::json!({})
+        } else {
+            self.with.clone()
+        };
+        let outputs = ctx.run_component(&self.inner, &with, inputs)?;
+        let ports: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+        ctx.fact("inner_ports", &ports);
+        let main = outputs
+            .into_iter()
+            .find(|o| o.name == "main")
+            .ok_or_else(|| Error::new(format!("`{}` has no main port", self.inner)))?;
+        let info = ctx.run_info().unwrap_or(serde_json::Value::Null);
+        let steps: Vec<String> = info["steps"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        format!(
+                            "{}:{}",
+                            s["id"].as_str().unwrap_or(""),
+                            s["status"].as_str().unwrap_or("pending")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let html = format!(
+            "<!doctype html><title>{}</title><p>{}</p>",
+            info["pipeline"].as_str().unwrap_or(""),
+            steps.join(" ")
+        );
+        let report = RecordBatch::try_new(
+            html_schema(),
+            vec![Arc::new(segflow_sdk::arrow::array::StringArray::from(
+                vec![html],
+            ))],
+        )?;
+        Ok(Outputs::new()
+            .port("main", main.value)
+            .port("report", Table::from_batch(report)))
+    }
+}
+
 segflow_sdk::export_plugin!(
     name: "testkit",
-    components: [Source, Passthrough, Panic, PanicInStream, Fail, Sleep]
+    components: [Source, Passthrough, Panic, PanicInStream, Fail, Sleep, Nested]
 );

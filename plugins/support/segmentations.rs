@@ -1,4 +1,6 @@
 //! Telling a component's inputs apart and joining segmentations to the features.
+//! Shared by the `position` and `evaluate` plugin crates (included by path, so each
+//! cdylib compiles its own copy).
 //!
 //! A position step that works per customer (`profile`, `explain`) takes one
 //! per-customer table (the features) and one or more segmentations: tables with an
@@ -439,6 +441,50 @@ pub fn feature_field<'a>(schema: &'a Schema, key: &str, i: usize, f: &str) -> Re
             ),
         )
     })
+}
+
+/// The current inputs and the earlier periods named in a `previous:` map.
+pub type Split<T> = (Vec<Named<T>>, Vec<Named<T>>);
+
+/// Split `inputs` into the current ones and the earlier periods that `previous`
+/// (segmentation → `needs:` reference) names, checking every reference is an input.
+pub fn split_previous<T>(
+    previous: &BTreeMap<String, String>,
+    inputs: Vec<Named<T>>,
+) -> Result<Split<T>> {
+    let names = |n: &str, r: &str| n == r || segmentation_name(n) == r;
+    let (earlier, rest): (Vec<_>, Vec<_>) = inputs
+        .into_iter()
+        .partition(|inp| previous.values().any(|r| names(&inp.name, r)));
+    for (seg, r) in previous {
+        if !earlier.iter().any(|e| names(&e.name, r)) {
+            return Err(Error::config(
+                &format!("previous.{seg}"),
+                format!("`{r}` is not one of this step's inputs; add it to `needs:`"),
+            ));
+        }
+    }
+    Ok((rest, earlier))
+}
+
+/// Key (as text) → segment label of an earlier segmentation `name`.
+pub fn key_labels(
+    batch: &RecordBatch,
+    key: &str,
+    name: &str,
+) -> Result<std::collections::HashMap<String, String>> {
+    let keys = text(batch, key, "key")?;
+    let labels = text(batch, "segment", "previous")?;
+    let mut out = std::collections::HashMap::with_capacity(keys.len());
+    for (r, (k, l)) in keys.into_iter().zip(labels).enumerate() {
+        let (Some(k), Some(l)) = (k, l) else {
+            return Err(Error::new(format!(
+                "earlier segmentation `{name}` has a null key or segment at row {r}; every customer needs both"
+            )));
+        };
+        out.insert(k, l);
+    }
+    Ok(out)
 }
 
 /// An Int64 column from counts.
