@@ -143,3 +143,44 @@ pub fn str_column(b: &arrow::array::RecordBatch, name: &str) -> Vec<Option<Strin
         .map(|i| (!c.is_null(i)).then(|| c.value(i).to_string()))
         .collect()
 }
+
+/// [`build_c_library`] with header search directories (`-I`), compiled as C99 with
+/// warnings as errors, so a callback whose signature disagrees with the header fails
+/// the build. The compiler's messages are shown when it fails.
+pub fn build_c_library_with_includes(
+    src: &str,
+    out_dir: &Path,
+    name: &str,
+    include_dirs: &[&Path],
+) -> PathBuf {
+    let c = out_dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let lib = out_dir.join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = Command::new(&cc);
+    cmd.args([
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-shared",
+        "-fPIC",
+    ]);
+    for dir in include_dirs {
+        cmd.arg("-I").arg(dir);
+    }
+    let out = cmd
+        .arg("-o")
+        .arg(&lib)
+        .arg(&c)
+        .output()
+        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e}"));
+    assert!(
+        out.status.success(),
+        "compiling {}:\n{}",
+        c.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lib
+}

@@ -1,6 +1,7 @@
 //! The `segflow` command-line tool: argument parsing, diagnostics rendering, logging and
 //! progress. The work itself is done by `segflow-engine`.
 
+mod lock_cmd;
 mod observe;
 mod plan_cmd;
 mod plugins_cmd;
@@ -62,9 +63,26 @@ enum Command {
         /// cut; slower for large outputs).
         #[arg(long)]
         fsync: bool,
+        /// Accept the plugin libraries as they are now and rewrite PIPELINE.lock, instead
+        /// of refusing those whose sha256 differs from the lock.
+        #[arg(long)]
+        update_lock: bool,
     },
     /// Check a pipeline without reading any data. Exit 0 when valid, 2 when not.
     Validate {
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
+        set: Vec<String>,
+        /// Accept the plugin libraries as they are now and rewrite PIPELINE.lock.
+        #[arg(long)]
+        update_lock: bool,
+    },
+    /// Pin the plugin libraries a pipeline uses in PIPELINE.lock (next to the pipeline).
+    ///
+    /// Validates the pipeline, then writes the lock (JSON: each library's name, version,
+    /// path, sha256, SDK version and the components used). While the lock exists, `run`
+    /// and `validate` refuse libraries whose sha256 differs, unless `--update-lock`.
+    Lock {
         pipeline: PathBuf,
         #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
         set: Vec<String>,
@@ -133,6 +151,8 @@ impl Failure {
 pub struct Globals {
     pub log_format: LogFormat,
     pub plugin_path: Vec<PathBuf>,
+    /// What `load_plan` does with PIPELINE.lock.
+    pub lock: lock_cmd::LockPolicy,
 }
 
 fn main() -> ExitCode {
@@ -144,9 +164,20 @@ fn main() -> ExitCode {
         }
     };
     observe::init_logging(cli.log_format);
+    let lock = match &cli.command {
+        Command::Run { update_lock, .. } | Command::Validate { update_lock, .. } => {
+            if *update_lock {
+                lock_cmd::LockPolicy::Update
+            } else {
+                lock_cmd::LockPolicy::Enforce
+            }
+        }
+        _ => lock_cmd::LockPolicy::Ignore,
+    };
     let globals = Globals {
         log_format: cli.log_format,
         plugin_path: cli.plugin_path,
+        lock,
     };
     let result = match cli.command {
         Command::Run {
@@ -156,19 +187,22 @@ fn main() -> ExitCode {
             no_cache: _,
             threads,
             fsync,
+            update_lock: _,
         } => {
             segflow_engine::store::set_sync_outputs(fsync);
             run_cmd::run(&globals, &pipeline, out.as_deref(), &set, threads)
         }
-        Command::Validate { pipeline, set } => load_plan(&globals, &pipeline, &set).map(|plan| {
-            eprintln!(
-                "{} is valid: {} steps in {} layers",
-                pipeline.display(),
-                plan.steps.len(),
-                plan.layers.len()
-            );
-            0
-        }),
+        Command::Validate { pipeline, set, .. } => {
+            load_plan(&globals, &pipeline, &set).map(|plan| {
+                eprintln!(
+                    "{} is valid: {} steps in {} layers",
+                    pipeline.display(),
+                    plan.steps.len(),
+                    plan.layers.len()
+                );
+                0
+            })
+        }
         Command::Plan {
             pipeline,
             format,
@@ -177,6 +211,7 @@ fn main() -> ExitCode {
             plan_cmd::print(&plan, format);
             0
         }),
+        Command::Lock { pipeline, set } => lock_cmd::run(&globals, &pipeline, &set),
         Command::Schema { out, format } => schema_cmd::run(&globals, out.as_deref(), format),
         Command::Plugins { command } => match command {
             PluginsCommand::List { json } => plugins_cmd::list(&globals, json),
@@ -259,5 +294,13 @@ pub fn load_plan(globals: &Globals, path: &Path, sets: &[String]) -> Result<Plan
         }
         f
     })?;
-    validate::plan(spec, Arc::new(registry)).map_err(Failure::invalid)
+    // Pinning: check the lock before any component's `plan` runs.
+    if globals.lock == lock_cmd::LockPolicy::Enforce {
+        lock_cmd::enforce(path, &spec, &registry)?;
+    }
+    let plan = validate::plan(spec, Arc::new(registry)).map_err(Failure::invalid)?;
+    if globals.lock == lock_cmd::LockPolicy::Update {
+        lock_cmd::update(path, &plan)?;
+    }
+    Ok(plan)
 }

@@ -173,6 +173,16 @@ impl Registry {
         let mut reg = Registry::default();
         let mut seen: Vec<PathBuf> = Vec::new();
         for dir in &search.dirs {
+            // A directory other users can write could gain or swap libraries: skip it.
+            if let Some(reason) = crate::lock::untrusted_dir(dir) {
+                tracing::warn!(path = %dir.display(), "refused plugin directory: {reason}");
+                reg.refused.push(Refusal {
+                    path: dir.clone(),
+                    reason,
+                    not_a_plugin: false,
+                });
+                continue;
+            }
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -222,6 +232,10 @@ impl Registry {
                 "cannot read plugin library `{}`: {e}",
                 path.display()
             )));
+        }
+        // Refuse code other users could have replaced (Unix permission bits).
+        if let Some(reason) = crate::lock::untrusted_library(path) {
+            return Err(err(reason));
         }
         // SAFETY: loading a library runs its initialisers; plugin libraries are trusted
         // code the user chose to put on the plugin path.
@@ -277,8 +291,25 @@ impl Registry {
             sha256: std::sync::OnceLock::new(),
         });
         let mut components = Vec::new();
+        // The array's stride is the plugin's component size (its first field), which a
+        // later minor version may have grown: step by it, and read only the fields this
+        // host knows.
+        let stride = if desc.n_components > 0 && !desc.components.is_null() {
+            unsafe { std::ptr::read(desc.components as *const u32) as usize }
+        } else {
+            std::mem::size_of::<abi::SegflowComponent>()
+        };
         for i in 0..desc.n_components {
-            let c = unsafe { &*desc.components.add(i) };
+            let c = unsafe {
+                &*((desc.components as *const u8).add(i * stride) as *const abi::SegflowComponent)
+            };
+            if c.struct_size as usize != stride {
+                return Err(err(format!(
+                    "component {i} in `{}` has a descriptor of {} bytes but the first has {stride}; every component descriptor of a library must have the same size",
+                    path.display(),
+                    c.struct_size
+                )));
+            }
             if (c.struct_size as usize) < std::mem::size_of::<abi::SegflowComponent>() {
                 return Err(err(format!(
                     "component {i} in `{}` has a descriptor of {} bytes, smaller than ABI v1's {} bytes",

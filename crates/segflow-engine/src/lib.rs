@@ -2,6 +2,8 @@
 //!
 //! - [`spec`]: the YAML model, with locations for every node.
 //! - [`host`]: discovering and loading plugin libraries over ABI v1.
+//! - [`lock`]: pinning the libraries a pipeline uses (`PIPELINE.lock`), and refusing
+//!   plugin files other users can write.
 //! - [`validate`]: the rules of a valid pipeline and plan-time schema inference.
 //! - [`graph`]: the step DAG (petgraph): cycles, topological layers.
 //! - [`execute`]: running steps in parallel with thread budgets.
@@ -11,6 +13,7 @@ pub mod diag;
 pub mod execute;
 pub mod graph;
 pub mod host;
+pub mod lock;
 pub mod spec;
 pub mod store;
 pub mod validate;
