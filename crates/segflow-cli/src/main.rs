@@ -2,9 +2,12 @@
 //! progress. The work itself is done by `segflow-engine`.
 
 mod lock_cmd;
+mod new_plugin;
 mod observe;
 mod plan_cmd;
+mod plugin_host;
 mod plugins_cmd;
+mod plugins_test;
 mod render;
 mod run_cmd;
 mod schema_cmd;
@@ -67,12 +70,20 @@ enum Command {
         /// of refusing those whose sha256 differs from the lock.
         #[arg(long)]
         update_lock: bool,
+        /// Run every step's component in a child process of its own, as
+        /// `isolation: process` does: a crash fails only that step.
+        #[arg(long)]
+        isolate: bool,
     },
     /// Check a pipeline without reading any data. Exit 0 when valid, 2 when not.
     Validate {
         pipeline: PathBuf,
         #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
         set: Vec<String>,
+        /// Validate for `segflow run --isolate` (accepts `timeout`/`memory_limit` on
+        /// every step).
+        #[arg(long)]
+        isolate: bool,
         /// Accept the plugin libraries as they are now and rewrite PIPELINE.lock.
         #[arg(long)]
         update_lock: bool,
@@ -104,11 +115,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = schema_cmd::SchemaFormat::Json)]
         format: schema_cmd::SchemaFormat,
     },
+    /// Write a ready plugin crate NAME/ (config struct, component, export_plugin!, a test
+    /// through the real host, README) that depends on segflow-sdk by version.
+    NewPlugin {
+        /// Crate name, [a-z][a-z0-9-]* (e.g. `acme-lookalike`); the component is named
+        /// after it with `_` for `-`.
+        name: String,
+        /// The stage of the component.
+        #[arg(long, value_enum)]
+        stage: new_plugin::NewStage,
+        /// Create NAME/ inside DIR (default: the current directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A local segflow-sdk source directory to build against (written to
+        /// .cargo/config.toml as a [patch.crates-io]; default: the SDK of the source tree
+        /// this segflow was built from, if it still exists).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
     /// Inspect plugin libraries.
     Plugins {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// The child process of an isolated step (internal: spoken to over pipes).
+    #[command(hide = true)]
+    PluginHost,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +156,16 @@ enum PluginsCommand {
         component: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Check a plugin library before shipping it: schemas, ports, and a run of every
+    /// component on generated input (panics, errors, output schemas, leaked inputs).
+    /// Exit 0 when no component fails, 1 when one does.
+    Test {
+        /// The library file (e.g. target/release/libNAME.so).
+        lib: PathBuf,
+        /// Config for a component: COMPONENT=JSON (repeatable; default `{}`).
+        #[arg(long = "config", value_name = "COMPONENT=JSON")]
+        config: Vec<String>,
     },
 }
 
@@ -153,6 +195,8 @@ pub struct Globals {
     pub plugin_path: Vec<PathBuf>,
     /// What `load_plan` does with PIPELINE.lock.
     pub lock: lock_cmd::LockPolicy,
+    /// `--isolate`: every step runs in a child process.
+    pub isolate: bool,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +207,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_INVALID } else { 0 });
         }
     };
+    if let Command::PluginHost = cli.command {
+        return ExitCode::from(plugin_host::run());
+    }
     observe::init_logging(cli.log_format);
     let lock = match &cli.command {
         Command::Run { update_lock, .. } | Command::Validate { update_lock, .. } => {
@@ -174,10 +221,15 @@ fn main() -> ExitCode {
         }
         _ => lock_cmd::LockPolicy::Ignore,
     };
+    let isolate = match &cli.command {
+        Command::Run { isolate, .. } | Command::Validate { isolate, .. } => *isolate,
+        _ => false,
+    };
     let globals = Globals {
         log_format: cli.log_format,
         plugin_path: cli.plugin_path,
         lock,
+        isolate,
     };
     let result = match cli.command {
         Command::Run {
@@ -188,6 +240,7 @@ fn main() -> ExitCode {
             threads,
             fsync,
             update_lock: _,
+            isolate: _,
         } => {
             segflow_engine::store::set_sync_outputs(fsync);
             run_cmd::run(&globals, &pipeline, out.as_deref(), &set, threads)
@@ -213,12 +266,20 @@ fn main() -> ExitCode {
         }),
         Command::Lock { pipeline, set } => lock_cmd::run(&globals, &pipeline, &set),
         Command::Schema { out, format } => schema_cmd::run(&globals, out.as_deref(), format),
+        Command::PluginHost => Ok(plugin_host::run()),
         Command::Plugins { command } => match command {
             PluginsCommand::List { json } => plugins_cmd::list(&globals, json),
             PluginsCommand::Info { component, json } => {
                 plugins_cmd::info(&globals, &component, json)
             }
+            PluginsCommand::Test { lib, config } => plugins_test::run(&lib, &config),
         },
+        Command::NewPlugin {
+            name,
+            stage,
+            dir,
+            sdk_path,
+        } => new_plugin::run(&name, stage, dir.as_deref(), sdk_path.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -263,7 +324,16 @@ pub fn load_plan(globals: &Globals, path: &Path, sets: &[String]) -> Result<Plan
         .collect::<Result<_, _>>()
         .map_err(|d| Failure::invalid(vec![d]))?;
     let env = |k: &str| std::env::var(k).ok();
-    let spec = spec::load(path, &overrides, &env).map_err(Failure::invalid)?;
+    let mut spec = spec::load(path, &overrides, &env).map_err(Failure::invalid)?;
+    let refused = spec::check_isolation(&spec, globals.isolate);
+    if !refused.is_empty() {
+        return Err(Failure::invalid(refused));
+    }
+    if globals.isolate {
+        for s in &mut spec.steps {
+            s.isolation = spec::Isolation::Process;
+        }
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let extra: Vec<PathBuf> = spec.plugins.iter().map(|(p, _)| base.join(p)).collect();
     for ((p, loc), full) in spec.plugins.iter().zip(&extra) {

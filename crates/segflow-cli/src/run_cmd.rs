@@ -164,6 +164,10 @@ fn manifest(
                 "rows_quarantined": r.and_then(|r| r.rows.get("quarantine").copied()),
                 // `persist: false`: the ports were not written to steps/<id>/.
                 "persisted": s.spec.persist,
+                // `isolation: process` or `--isolate`: the step ran in a child process.
+                "isolation": s.spec.isolation.as_str(),
+                "timeout": s.spec.timeout.as_ref().map(|l| l.text.clone()),
+                "memory_limit": s.spec.memory_limit.as_ref().map(|l| l.text.clone()),
                 "cache_hit": false,
             })
         })

@@ -8,7 +8,7 @@
 //! to its file. A failing step marks its dependants skipped; independent branches finish.
 
 use crate::host::{hex, CallOptions, FactsHandle, Observer, Redactor, RegistryServices};
-use crate::spec::Stage;
+use crate::spec::{Isolation, Stage};
 use crate::store::{BackgroundWriter, PortWriter, RunDir};
 use crate::validate::Plan;
 use arrow::array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
@@ -87,9 +87,25 @@ struct StepState {
     stream_ns: AtomicU64,
     write_ns: AtomicU64,
     rows: Mutex<BTreeMap<String, u64>>,
-    facts: Mutex<Option<FactsHandle>>,
+    facts: Mutex<Option<Facts>>,
     threads: AtomicU64,
     times: Mutex<(Option<Timestamp>, Option<Timestamp>)>,
+}
+
+/// A step's facts: live from an in-process call (they may keep arriving while its
+/// streams are read), or final from an isolated one.
+enum Facts {
+    Live(FactsHandle),
+    Fixed(serde_json::Map<String, serde_json::Value>),
+}
+
+impl Facts {
+    fn get(&self) -> serde_json::Map<String, serde_json::Value> {
+        match self {
+            Facts::Live(f) => f.get(),
+            Facts::Fixed(m) => m.clone(),
+        }
+    }
 }
 
 impl StepState {
@@ -209,6 +225,32 @@ impl Drop for Tee {
                 break;
             }
         }
+    }
+}
+
+/// An input read on another thread (an isolated step's writer): adds the time upstream
+/// tees spent on that thread to `ns`.
+struct Attributed {
+    inner: Box<dyn RecordBatchReader + Send>,
+    ns: Arc<AtomicU64>,
+}
+
+impl Iterator for Attributed {
+    type Item = Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let before = IN_TEE_NS.with(Cell::get);
+        let item = self.inner.next();
+        self.ns.fetch_add(
+            IN_TEE_NS.with(Cell::get).saturating_sub(before),
+            Ordering::Relaxed,
+        );
+        item
+    }
+}
+
+impl RecordBatchReader for Attributed {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
     }
 }
 
@@ -454,10 +496,55 @@ fn run_step(
     let before = IN_TEE_NS.with(Cell::get);
     let t0 = Instant::now();
     state.times.lock().unwrap().0 = Some(chrono::Utc::now());
-    let result = step.component.run(&call, &step.spec.with, inputs);
+    // Time upstream tees spend producing an isolated step's inputs on its writer thread
+    // belongs to the upstream steps, as it does when a step reads in-process.
+    let upstream_ns = Arc::new(AtomicU64::new(0));
+    let result = if step.spec.isolation == Isolation::Process {
+        let inputs = inputs
+            .into_iter()
+            .map(|(n, r)| {
+                let r: Box<dyn RecordBatchReader + Send> = Box::new(Attributed {
+                    inner: r,
+                    ns: upstream_ns.clone(),
+                });
+                (n, r)
+            })
+            .collect();
+        let limits = crate::isolate::Limits {
+            timeout: step
+                .spec
+                .timeout
+                .as_ref()
+                .map(|l| (l.value, l.text.clone())),
+            memory: step
+                .spec
+                .memory_limit
+                .as_ref()
+                .map(|l| (l.value, l.text.clone())),
+        };
+        let libraries = plan
+            .registry
+            .libraries
+            .iter()
+            .map(|l| l.path.clone())
+            .collect();
+        crate::isolate::run(
+            &step.component,
+            libraries,
+            &call,
+            &step.spec.with,
+            inputs,
+            &limits,
+        )
+        .map(|o| (o.ports, Facts::Fixed(o.facts)))
+    } else {
+        step.component
+            .run(&call, &step.spec.with, inputs)
+            .map(|o| (o.ports, Facts::Live(o.facts)))
+    };
     state.times.lock().unwrap().1 = Some(chrono::Utc::now());
     let elapsed = t0.elapsed().as_nanos() as u64;
-    let nested = IN_TEE_NS.with(Cell::get) - before;
+    let nested = IN_TEE_NS.with(Cell::get) - before + upstream_ns.load(Ordering::Relaxed);
     state
         .run_ns
         .fetch_add(elapsed.saturating_sub(nested), Ordering::Relaxed);
@@ -487,10 +574,11 @@ fn run_step(
             return;
         }
     };
-    *state.facts.lock().unwrap() = Some(output.facts.clone());
+    let (ports, facts) = output;
+    *state.facts.lock().unwrap() = Some(facts);
 
     let mut emitted: BTreeMap<String, Box<dyn RecordBatchReader + Send>> =
-        output.ports.into_iter().collect();
+        ports.into_iter().collect();
     let mut my_slots = BTreeMap::new();
     let mut failure: Option<String> = None;
     for (port, planned) in &step.outputs {

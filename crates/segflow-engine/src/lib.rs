@@ -2,6 +2,7 @@
 //!
 //! - [`spec`]: the YAML model, with locations for every node.
 //! - [`host`]: discovering and loading plugin libraries over ABI v1.
+//! - [`isolate`]: running a step's component in a child process (`isolation: process`).
 //! - [`lock`]: pinning the libraries a pipeline uses (`PIPELINE.lock`), and refusing
 //!   plugin files other users can write.
 //! - [`validate`]: the rules of a valid pipeline and plan-time schema inference.
@@ -13,6 +14,7 @@ pub mod diag;
 pub mod execute;
 pub mod graph;
 pub mod host;
+pub mod isolate;
 pub mod lock;
 pub mod spec;
 pub mod store;

@@ -51,7 +51,146 @@ impl std::fmt::Display for Stage {
 }
 
 pub const PIPELINE_KEYS: &[&str] = &["name", "description", "plugins", "steps"];
-pub const STEP_KEYS: &[&str] = &["id", "stage", "plugin", "needs", "with", "persist"];
+pub const STEP_KEYS: &[&str] = &[
+    "id",
+    "stage",
+    "plugin",
+    "needs",
+    "with",
+    "persist",
+    "isolation",
+    "timeout",
+    "memory_limit",
+];
+
+/// Where a step's component runs: in the segflow process (default) or in a child
+/// process of its own (`isolation: process`), where a crash fails only the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    #[default]
+    InProcess,
+    Process,
+}
+
+impl Isolation {
+    pub const NAMES: &'static [&'static str] = &["in_process", "process"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::InProcess => "in_process",
+            Isolation::Process => "process",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Isolation> {
+        match s {
+            "in_process" => Some(Isolation::InProcess),
+            "process" => Some(Isolation::Process),
+            _ => None,
+        }
+    }
+}
+
+/// A step limit (`timeout`, `memory_limit`): its value, the text as written (for
+/// messages) and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit<T> {
+    pub value: T,
+    pub text: String,
+    pub loc: Loc,
+}
+
+/// Parse a duration such as `500ms`, `30s`, `5m`, `1.5h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "" => return Err(format!("`{text}` has no unit")),
+        u => return Err(format!("`{text}` has an unknown unit `{u}`")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Parse a size such as `512MiB`, `2GiB`, `1.5GB`, `800KiB`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a size"))?;
+    let mult: f64 = match unit.trim() {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "" => return Err(format!("`{text}` has no unit")),
+        u => return Err(format!("`{text}` has an unknown unit `{u}`")),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || !(1.0..=1.8e19).contains(&bytes) {
+        return Err(format!("`{text}` is not a positive size"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The smallest `memory_limit` accepted: below it the child process cannot even load
+/// its plugin library.
+pub const MIN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// `timeout` and `memory_limit` are enforced only on a step that runs in its own
+/// process: refuse them on a step that would run in-process. `isolate_all` is
+/// `segflow run --isolate`.
+pub fn check_isolation(spec: &PipelineSpec, isolate_all: bool) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if isolate_all {
+        return out;
+    }
+    for s in spec
+        .steps
+        .iter()
+        .filter(|s| s.isolation != Isolation::Process)
+    {
+        let limits = [
+            s.timeout.as_ref().map(|l| ("timeout", l.loc)),
+            s.memory_limit.as_ref().map(|l| ("memory_limit", l.loc)),
+        ];
+        for (key, loc) in limits.into_iter().flatten() {
+            out.push(
+                Diagnostic::new(
+                    "segflow::needs-isolation",
+                    format!(
+                        "step `{}` sets `{key}`, which is enforced only when the step runs in its own process",
+                        s.id
+                    ),
+                )
+                .at(&spec.source, loc, "needs `isolation: process`")
+                .help(format!(
+                    "add `isolation: process` to step `{}`, or run every step isolated with `segflow run --isolate`",
+                    s.id
+                )),
+            );
+        }
+    }
+    out
+}
 
 /// A reference to an upstream port: `step` (its `main` port) or `step.port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +230,12 @@ pub struct StepSpec {
     /// Whether the step's ports are written to the run directory (`persist: false`
     /// keeps them in memory, for raw personal data or very large intermediate tables).
     pub persist: bool,
+    /// In-process (default) or in a child process (`isolation: process`, `--isolate`).
+    pub isolation: Isolation,
+    /// Wall-clock limit of the step's run (isolated steps only).
+    pub timeout: Option<Limit<std::time::Duration>>,
+    /// Address-space limit of the step's process in bytes (isolated steps only).
+    pub memory_limit: Option<Limit<u64>>,
     /// Where the step's mapping starts (for errors about the step as a whole).
     pub loc: Loc,
 }
@@ -689,6 +834,53 @@ impl Loader<'_> {
                 true
             }
         };
+        let isolation = match map.get("isolation") {
+            None | Some(Yaml::Null) => Isolation::InProcess,
+            Some(v) => match v.as_str().and_then(Isolation::parse) {
+                Some(i) => i,
+                None => {
+                    let shown = match v.as_str() {
+                        Some(t) => format!("`{t}`"),
+                        None => yaml_type(v).to_string(),
+                    };
+                    self.err(
+                        "segflow::type",
+                        &format!("{path}/isolation"),
+                        format!("`isolation` of {what} must be `in_process` or `process`, but it is {shown}"),
+                        "expected in_process or process",
+                    )
+                    .help = Some("`isolation: process` runs the step's component in a child process, so a crash fails only this step".into());
+                    Isolation::InProcess
+                }
+            },
+        };
+        let timeout = self.limit(
+            map,
+            "timeout",
+            &path,
+            &what,
+            parse_duration,
+            "a duration such as `30s`, `5m` or `1h` (units: ms, s, m, h)",
+        );
+        let mut memory_limit = self.limit(
+            map,
+            "memory_limit",
+            &path,
+            &what,
+            parse_bytes,
+            "a size such as `512MiB` or `2GiB` (units: B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)",
+        );
+        if let Some(m) = memory_limit.as_ref().filter(|m| m.value < MIN_MEMORY_LIMIT) {
+            let text = m.text.clone();
+            self.err(
+                "segflow::bad-limit",
+                &format!("{path}/memory_limit"),
+                format!("`memory_limit` of {what} is {text}, below the minimum of 64MiB"),
+                "too small",
+            )
+            .help = Some("the step's process needs about 64MiB of address space to load its plugin library; give it at least `memory_limit: 64MiB`".into());
+            memory_limit = None;
+        }
         let with = match map.get("with") {
             None | Some(Yaml::Null) => Json::Object(Default::default()),
             Some(v @ Yaml::Mapping(_)) => match serde_json::to_value(v) {
@@ -735,8 +927,51 @@ impl Loader<'_> {
             secrets: Vec::new(),
             overridden: Vec::new(),
             persist,
+            isolation,
+            timeout,
+            memory_limit,
             loc: self.spans.value_or_parent(&path),
         })
+    }
+
+    /// Read a `timeout`/`memory_limit` string with `parse`; on a bad value report it
+    /// (saying what a good one looks like, `example`) and return `None`.
+    fn limit<T>(
+        &mut self,
+        map: &serde_yaml::Mapping,
+        key: &str,
+        path: &str,
+        what: &str,
+        parse: fn(&str) -> Result<T, String>,
+        example: &str,
+    ) -> Option<Limit<T>> {
+        let v = map.get(key)?;
+        let p = format!("{path}/{key}");
+        let result = match v {
+            Yaml::Null => return None,
+            Yaml::String(t) => parse(t).map(|value| Limit {
+                value,
+                text: t.trim().to_string(),
+                loc: self.spans.value_or_parent(&p),
+            }),
+            Yaml::Number(n) => Err(format!("`{n}` has no unit")),
+            other => Err(format!("it is {}", yaml_type(other))),
+        };
+        match result {
+            Ok(l) => Some(l),
+            Err(why) => {
+                self.err(
+                    "segflow::bad-limit",
+                    &p,
+                    format!("`{key}` of {what} must be {example}, but {why}"),
+                    "invalid value",
+                )
+                .help = Some(format!(
+                    "write `{key}:` as {example}; it applies when the step runs in its own process (`isolation: process`)"
+                ));
+                None
+            }
+        }
     }
 
     fn need(&mut self, s: &str, path: &str) -> Option<NeedRef> {

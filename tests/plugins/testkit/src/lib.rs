@@ -261,7 +261,94 @@ impl Component for Nested {
     }
 }
 
+/// How `crash` misbehaves.
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashMode {
+    /// Pass the input through (behave).
+    None,
+    /// Write through a null pointer (SIGSEGV).
+    Segfault,
+    /// `std::process::abort()` (SIGABRT).
+    Abort,
+    /// Unbounded recursion with a large stack frame.
+    StackOverflow,
+    /// Allocate and touch 16 MiB blocks until allocation fails (or `max_mib`).
+    Allocate,
+    /// Sleep `ms` milliseconds, then pass the input through.
+    Sleep,
+}
+
+/// Crashes its process on purpose, for the tests of process isolation. Never use it
+/// without `isolation: process`: in-process it takes segflow down with it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Crash {
+    /// What to do.
+    pub mode: CrashMode,
+    /// Milliseconds to sleep (`mode: sleep`).
+    #[serde(default = "default_crash_ms")]
+    pub ms: u64,
+    /// Stop allocating after this many MiB (`mode: allocate`), so a run without a
+    /// memory limit cannot take the machine's memory.
+    #[serde(default = "default_crash_mib")]
+    pub max_mib: u64,
+}
+
+fn default_crash_ms() -> u64 {
+    60_000
+}
+
+fn default_crash_mib() -> u64 {
+    2048
+}
+
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n as u8; 8192]);
+    if n == u64::MAX {
+        return 0;
+    }
+    recurse(n + 1).wrapping_add(frame[(n % 8192) as usize] as u64)
+}
+
+impl Component for Crash {
+    const NAME: &'static str = "crash";
+    const STAGE: Stage = Stage::Clean;
+    fn ports() -> Ports {
+        Ports::new(Stage::Clean, 1, 1).outputs(&[("main", "the input, unless it crashed")])
+    }
+    fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
+        Ok(Outputs::main(single(inputs)?.clone()))
+    }
+    fn run(&self, mut inputs: Vec<Named<Table>>, _ctx: &mut Context) -> Result<Outputs<Table>> {
+        match self.mode {
+            CrashMode::None => {}
+            // SAFETY: none; crashing is the point.
+            CrashMode::Segfault => unsafe { std::ptr::null_mut::<u8>().write_volatile(1) },
+            CrashMode::Abort => std::process::abort(),
+            CrashMode::StackOverflow => {
+                std::hint::black_box(recurse(0));
+            }
+            CrashMode::Allocate => {
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                while (held.len() as u64) * 16 < self.max_mib {
+                    let mut block = vec![0u8; 16 << 20];
+                    block.iter_mut().step_by(4096).for_each(|b| *b = 1);
+                    held.push(std::hint::black_box(block));
+                }
+                return Err(Error::new(format!(
+                    "allocated {} MiB without reaching a limit",
+                    self.max_mib
+                )));
+            }
+            CrashMode::Sleep => std::thread::sleep(std::time::Duration::from_millis(self.ms)),
+        }
+        Ok(Outputs::main(inputs.remove(0).value))
+    }
+}
+
 segflow_sdk::export_plugin!(
     name: "testkit",
-    components: [Source, Passthrough, Panic, PanicInStream, Fail, Sleep, Nested]
+    components: [Source, Passthrough, Panic, PanicInStream, Fail, Sleep, Nested, Crash]
 );
