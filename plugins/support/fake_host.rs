@@ -361,3 +361,48 @@ pub fn run_with(
         ..Default::default()
     }
 }
+
+/// The whole table of `port` as one batch.
+pub fn table(o: &Outcome, port: &str) -> RecordBatch {
+    let b = o.table(port);
+    segflow_sdk::arrow::compute::concat_batches(&b[0].schema(), b).unwrap()
+}
+
+/// A numeric column as `f64` (null as `None`).
+pub fn col(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    use segflow_sdk::arrow::array::{Array, AsArray};
+    let c = segflow_sdk::arrow::compute::cast(
+        b.column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}")),
+        &segflow_sdk::arrow::datatypes::DataType::Float64,
+    )
+    .unwrap();
+    let c = c.as_primitive::<segflow_sdk::arrow::datatypes::Float64Type>();
+    (0..c.len())
+        .map(|i| (!c.is_null(i)).then(|| c.value(i)))
+        .collect()
+}
+
+/// A text column (null as `None`).
+pub fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    use segflow_sdk::arrow::array::{Array, AsArray};
+    let c = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    let c = c.as_string::<i32>();
+    (0..c.len())
+        .map(|i| (!c.is_null(i)).then(|| c.value(i).to_string()))
+        .collect()
+}
+
+/// Equal to 1e-12, nulls in the same places.
+pub fn assert_close(got: &[Option<f64>], want: &[Option<f64>], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        match (g, w) {
+            (Some(g), Some(w)) => assert!((g - w).abs() < 1e-12, "{what}: {got:?} vs {want:?}"),
+            (None, None) => {}
+            _ => panic!("{what}: {got:?} vs {want:?}"),
+        }
+    }
+}

@@ -6,13 +6,14 @@
 
 #[path = "../../support/fake_host.rs"]
 mod fake_host;
+use fake_host::{col, table};
 
 use parquet::arrow::ArrowWriter;
 use segflow_sdk::arrow::array::{
     Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use segflow_sdk::arrow::compute::{cast, concat_batches};
-use segflow_sdk::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use segflow_sdk::arrow::compute::cast;
+use segflow_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use segflow_sdk::ffi::abi;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -152,24 +153,6 @@ fn run(config: Value, threads: u32) -> fake_host::Outcome {
             ("segs.assignments", a.schema(), vec![a]),
         ],
     )
-}
-
-fn table(o: &fake_host::Outcome, port: &str) -> RecordBatch {
-    let b = o.table(port);
-    concat_batches(&b[0].schema(), b).unwrap()
-}
-
-fn col(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
-    let c = cast(
-        b.column_by_name(name)
-            .unwrap_or_else(|| panic!("no column {name}")),
-        &DataType::Float64,
-    )
-    .unwrap();
-    let c = c.as_primitive::<Float64Type>();
-    (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i)))
-        .collect()
 }
 
 fn text(b: &RecordBatch, name: &str) -> Vec<String> {

@@ -5,12 +5,12 @@
 
 #[path = "../../support/fake_host.rs"]
 mod fake_host;
+use fake_host::{assert_close, col, strings as text, table};
 
 use segflow_sdk::arrow::array::{
-    Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use segflow_sdk::arrow::compute::{cast, concat_batches};
-use segflow_sdk::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use segflow_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use segflow_sdk::ffi::abi;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -158,45 +158,6 @@ fn planned(config: Value, inputs: &[Input]) -> Schema {
     let p = fake_host::plan(ENTRY, "kpis", config, &schemas);
     assert_eq!(p.status, abi::STATUS_OK, "{:?}", p.error);
     p.schema("kpis").clone()
-}
-
-fn table(o: &fake_host::Outcome, port: &str) -> RecordBatch {
-    let b = o.table(port);
-    concat_batches(&b[0].schema(), b).unwrap()
-}
-
-fn col(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
-    let c = cast(
-        b.column_by_name(name)
-            .unwrap_or_else(|| panic!("no column {name}")),
-        &DataType::Float64,
-    )
-    .unwrap();
-    let c = c.as_primitive::<Float64Type>();
-    (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i)))
-        .collect()
-}
-
-fn text(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
-    let c = b
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name}"));
-    let c = c.as_string::<i32>();
-    (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i).to_string()))
-        .collect()
-}
-
-fn assert_close(got: &[Option<f64>], want: &[Option<f64>], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
-    for (g, w) in got.iter().zip(want) {
-        match (g, w) {
-            (Some(g), Some(w)) => assert!((g - w).abs() < 1e-12, "{what}: {got:?} vs {want:?}"),
-            (None, None) => {}
-            _ => panic!("{what}: {got:?} vs {want:?}"),
-        }
-    }
 }
 
 /// The value of `metric` for `segment` (None: the segmentation-level row).
