@@ -467,6 +467,47 @@ pub fn split_previous<T>(
     Ok((rest, earlier))
 }
 
+/// Plan-time check of a step with `previous:` periods: sort the current inputs into
+/// features and segmentations, check that every `previous:` key is one of them and
+/// every earlier period is a segmentation with the key. Returns the current schemas,
+/// their roles and the segmentations' names.
+pub fn plan_previous(
+    previous: &BTreeMap<String, String>,
+    inputs: &[Named<SchemaRef>],
+    key: &str,
+) -> Result<(Vec<Named<SchemaRef>>, Roles, Vec<String>)> {
+    let (current, earlier) = split_previous(previous, inputs.to_vec())?;
+    let roles = roles(&current, |s: &SchemaRef| s.clone(), key)?;
+    let names: Vec<String> = roles
+        .segmentations
+        .iter()
+        .map(|&i| segmentation_name(&current[i].name))
+        .collect();
+    for seg in previous.keys() {
+        if !names.contains(seg) {
+            return Err(Error::config(
+                &format!("previous.{seg}"),
+                format!(
+                    "`{seg}` is not a segmentation of this step (they are: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    for e in &earlier {
+        if !is_segmentation(&e.value) || e.value.field_with_name(key).is_err() {
+            return Err(Error::config(
+                "previous",
+                format!(
+                    "`{}` is not a segmentation with a `{key}` key (it needs `segment_id`, `segment` and the key)",
+                    e.name
+                ),
+            ));
+        }
+    }
+    Ok((current, roles, names))
+}
+
 /// Key (as text) → segment label of an earlier segmentation `name`.
 pub fn key_labels(
     batch: &RecordBatch,

@@ -410,35 +410,7 @@ impl Kpis {
 
     /// The current inputs' roles and the names of their segmentations.
     fn check_inputs(&self, inputs: &[Named<SchemaRef>]) -> Result<ChurnSource> {
-        let (current, earlier) = inputs::split_previous(&self.previous, inputs.to_vec())?;
-        let roles = inputs::roles(&current, |s: &SchemaRef| s.clone(), &self.key)?;
-        let names: Vec<String> = roles
-            .segmentations
-            .iter()
-            .map(|&i| segmentation_name(&current[i].name))
-            .collect();
-        for seg in self.previous.keys() {
-            if !names.contains(seg) {
-                return Err(Error::config(
-                    &format!("previous.{seg}"),
-                    format!(
-                        "`{seg}` is not a segmentation of this step (they are: {})",
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-        for e in &earlier {
-            if !inputs::is_segmentation(&e.value) || e.value.field_with_name(&self.key).is_err() {
-                return Err(Error::config(
-                    "previous",
-                    format!(
-                        "`{}` is not a segmentation with a `{}` key (it needs `segment_id`, `segment` and the key)",
-                        e.name, self.key
-                    ),
-                ));
-            }
-        }
+        let (current, roles, names) = inputs::plan_previous(&self.previous, inputs, &self.key)?;
         self.resolve(&current[roles.features].value, &names)
     }
 }
