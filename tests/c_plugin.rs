@@ -425,6 +425,7 @@ static const SegflowComponent COMPONENTS[1] = {{
   " \"outputs\": [{\"name\": \"main\", \"doc\": \"the input, Float64 columns doubled\"}]}",
   c_double_plan,
   c_double_run,
+  NULL, /* fingerprint: the host's default (a clean step depends on config and inputs) */
 }};
 
 static const SegflowLibrary LIBRARY = {
@@ -587,7 +588,7 @@ fn the_header_layout_matches_the_rust_definitions() {
         )*};
     }
     offsets!(SegflowLibrary: abi_version, struct_size, name, version, sdk_version, n_components, components);
-    offsets!(SegflowComponent: struct_size, stage, name, version, description, config_schema, ports, plan, run);
+    offsets!(SegflowComponent: struct_size, stage, name, version, description, config_schema, ports, plan, run, fingerprint);
     offsets!(SegflowHost: struct_size, threads, max_log_level, step_id, ctx, log, progress,
         is_cancelled, set_error, emit_schema, emit_stream, emit_facts, run_info, run_component);
     check("SEGFLOW_ABI_VERSION".into(), ABI_VERSION as usize);

@@ -234,9 +234,9 @@ static int32_t run_misshapen(const SegflowHost* host, const char* config_json,
 #define PORTS "{\"inputs\": {\"min\": 1, \"max\": 1}, \"outputs\": [{\"name\": \"main\"}]}"
 #define SCHEMA "{\"type\": \"object\", \"additionalProperties\": false}"
 static const SegflowComponent COMPONENTS[3] = {
-  {sizeof(SegflowComponent), SEGFLOW_STAGE_CLEAN, "leaky", "1.0.0", "Leaks its input.", SCHEMA, PORTS, plan_n, run_leaky},
-  {sizeof(SegflowComponent), SEGFLOW_STAGE_CLEAN, "tidy", "1.0.0", "Releases its input.", SCHEMA, PORTS, plan_n, run_tidy},
-  {sizeof(SegflowComponent), SEGFLOW_STAGE_CLEAN, "misshapen", "1.0.0", "Wrong output schema.", SCHEMA, PORTS, plan_n, run_misshapen},
+  {sizeof(SegflowComponent), SEGFLOW_STAGE_CLEAN, "leaky", "1.0.0", "Leaks its input.", SCHEMA, PORTS, plan_n, run_leaky, NULL},
+  {sizeof(SegflowComponent), SEGFLOW_STAGE_CLEAN, "tidy", "1.0.0", "Releases its input.", SCHEMA, PORTS, plan_n, run_tidy, NULL},
+  {sizeof(SegflowComponent), SEGFLOW_STAGE_CLEAN, "misshapen", "1.0.0", "Wrong output schema.", SCHEMA, PORTS, plan_n, run_misshapen, NULL},
 };
 static const SegflowLibrary LIBRARY = {
   SEGFLOW_ABI_VERSION, sizeof(SegflowLibrary), "leaky", "1.0.0", "c", 3, COMPONENTS,

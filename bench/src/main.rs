@@ -60,6 +60,9 @@ fn run_once(registry: &Arc<Registry>, yaml: &str, write_to: Option<&Path>) -> (f
         observer: Arc::new(TracingObserver),
         max_log_level: segflow_abi_level(),
         cancel: Arc::new(AtomicBool::new(false)),
+        cache: None,
+        refresh: Default::default(),
+        resume: None,
     };
     let t = Instant::now();
     let report = execute(&plan, &opts);

@@ -39,8 +39,22 @@ pub fn segflow() -> Command {
     c.env_remove("SEGFLOW_PLUGIN_PATH")
         .env_remove("SEGFLOW_LOG")
         .env("NO_COLOR", "1")
+        .env("SEGFLOW_CACHE_DIR", fresh_cache_dir())
         .current_dir(repo_root());
     c
+}
+
+/// A step cache of its own for every command, so that a test runs what it means to run
+/// (a result cached by another test would make it pass without running anything); the
+/// cache tests pass a shared directory explicitly.
+pub fn fresh_cache_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "caches/{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 pub struct Run {

@@ -262,6 +262,19 @@ typedef int32_t (*SegflowRunFn)(const struct SegflowHost *host,
                                 size_t n_inputs);
 
 /**
+ * `fingerprint(host, config_json) -> status`, called just before `run`. The answer is
+ * one JSON object handed over with [`SegflowHost::emit_facts`]:
+ * - `{"pure": true}`: the outputs depend on the config and the inputs only;
+ * - `{"source": VALUE}`: they also depend on what VALUE describes (a file's size and
+ *   modification time, a database query's result); the cache key includes VALUE;
+ * - `{"never": "reason"}`: they cannot be told from anything cheap; never cache.
+ *
+ * A non-zero status (with [`SegflowHost::set_error`]) means "never", with the error as
+ * the reason; `run` still runs and reports its own errors.
+ */
+typedef int32_t (*SegflowFingerprintFn)(const struct SegflowHost *host, const char *config_json);
+
+/**
  * One component of a library.
  */
 typedef struct SegflowComponent {
@@ -302,6 +315,14 @@ typedef struct SegflowComponent {
      * Run the component.
      */
     SegflowRunFn run;
+    /**
+     * Added after the first release of ABI v1: read it only when `struct_size` reaches
+     * past it ([`SegflowComponent::V1_0_SIZE`] is the size without it). What the step's
+     * result depends on besides its config and inputs, for the step cache; null: the
+     * host's default (collect components are never cached, others depend on config
+     * and inputs only). See [`FingerprintFn`].
+     */
+    SegflowFingerprintFn fingerprint;
 } SegflowComponent;
 
 /**

@@ -142,6 +142,23 @@ pub struct SegflowComponent {
     pub plan: PlanFn,
     /// Run the component.
     pub run: RunFn,
+    /// Added after the first release of ABI v1: read it only when `struct_size` reaches
+    /// past it ([`SegflowComponent::V1_0_SIZE`] is the size without it). What the step's
+    /// result depends on besides its config and inputs, for the step cache; null: the
+    /// host's default (collect components are never cached, others depend on config
+    /// and inputs only). See [`FingerprintFn`].
+    pub fingerprint: Option<FingerprintFn>,
+}
+
+impl SegflowComponent {
+    /// The size of the descriptor in the first release of ABI v1 (up to `run`), the
+    /// smallest a host accepts.
+    pub const V1_0_SIZE: usize = core::mem::offset_of!(SegflowComponent, fingerprint);
+
+    /// Whether a descriptor of `struct_size` bytes has the `fingerprint` field.
+    pub fn has_fingerprint(&self) -> bool {
+        self.struct_size as usize >= core::mem::size_of::<SegflowComponent>()
+    }
 }
 
 /// One input of a `plan` call: the reference as written in `needs:` (`step` or
@@ -179,6 +196,18 @@ pub type RunFn = unsafe extern "C" fn(
     inputs: *const SegflowStreamInput,
     n_inputs: usize,
 ) -> i32;
+
+/// `fingerprint(host, config_json) -> status`, called just before `run`. The answer is
+/// one JSON object handed over with [`SegflowHost::emit_facts`]:
+/// - `{"pure": true}`: the outputs depend on the config and the inputs only;
+/// - `{"source": VALUE}`: they also depend on what VALUE describes (a file's size and
+///   modification time, a database query's result); the cache key includes VALUE;
+/// - `{"never": "reason"}`: they cannot be told from anything cheap; never cache.
+///
+/// A non-zero status (with [`SegflowHost::set_error`]) means "never", with the error as
+/// the reason; `run` still runs and reports its own errors.
+pub type FingerprintFn =
+    unsafe extern "C" fn(host: *const SegflowHost, config_json: *const c_char) -> i32;
 
 /// What the host gives a component for one call. Every callback takes `ctx` first.
 /// Strings passed to callbacks are borrowed for the duration of the call only.

@@ -70,6 +70,7 @@ fn header_declares_the_abi() {
         "typedef struct SegflowLibrary {",
         "typedef struct SegflowComponent {",
         "SegflowRunComponentFn run_component;",
+        "SegflowFingerprintFn fingerprint;",
         "const char *run_info;",
         "uint32_t abi_version;",
         "size_t n_components;",

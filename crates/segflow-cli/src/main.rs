@@ -1,6 +1,7 @@
 //! The `segflow` command-line tool: argument parsing, diagnostics rendering, logging and
 //! progress. The work itself is done by `segflow-engine`.
 
+mod cache_cmd;
 mod lock_cmd;
 mod new_plugin;
 mod observe;
@@ -10,6 +11,7 @@ mod plugins_cmd;
 mod plugins_test;
 mod render;
 mod run_cmd;
+mod runs_cmd;
 mod schema_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,16 +51,28 @@ pub enum LogFormat {
 enum Command {
     /// Validate and run a pipeline, writing outputs to a run directory.
     Run {
-        pipeline: PathBuf,
+        /// The pipeline file (optional with --resume: the failed run's pipeline is used).
+        pipeline: Option<PathBuf>,
         /// Run directory (default: runs/<name>/<UTC timestamp>, with runs/<name>/latest).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Override a step's config: STEP.KEY=VALUE (the value is read as YAML).
         #[arg(long = "set", value_name = "STEP.KEY=VALUE")]
         set: Vec<String>,
-        /// Do not use the step cache.
+        /// Do not use the step cache: run every step, store nothing.
         #[arg(long)]
         no_cache: bool,
+        /// Run STEP even when the cache holds its result (and store the new one);
+        /// repeatable.
+        #[arg(long = "refresh", value_name = "STEP")]
+        refresh: Vec<String>,
+        /// Re-use the finished steps of an earlier (failed) run directory and run the
+        /// rest, into a new run directory.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// The step cache (default: $SEGFLOW_CACHE_DIR, else .segflow/cache).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
         /// Threads for the whole run (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -133,6 +147,22 @@ enum Command {
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
+    /// The step cache: sizes, garbage collection, clearing.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+        /// The step cache (default: $SEGFLOW_CACHE_DIR, else .segflow/cache).
+        #[arg(long, value_name = "DIR", global = true)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Run history: list runs, show one, compare two.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+        /// Where runs are kept (default: runs).
+        #[arg(long, value_name = "DIR", global = true, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
     /// Inspect plugin libraries.
     Plugins {
         #[command(subcommand)]
@@ -141,6 +171,52 @@ enum Command {
     /// The child process of an isolated step (internal: spoken to over pipes).
     #[command(hide = true)]
     PluginHost,
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Entries, size, and what they belong to. Exit 1 when --verify finds a damaged entry.
+    Stats {
+        /// Check every file against its sha256 (reads the whole cache).
+        #[arg(long)]
+        verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the least recently used entries until the cache fits in SIZE (e.g. 5GB,
+    /// 500MB), skipping entries a running pipeline is reading.
+    Gc {
+        #[arg(long, value_name = "SIZE")]
+        max_size: String,
+    },
+    /// Remove every entry (entries in use by a running pipeline are kept).
+    Clear,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// A table of runs: pipeline, run, start time, status, duration, steps cached.
+    List {
+        /// Only runs of this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The manifest summary of one run: a run directory, NAME/TIMESTAMP, NAME/latest or
+    /// NAME (its latest run).
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Config, row-count and metric differences between two runs.
+    Diff {
+        run_a: String,
+        run_b: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -236,15 +312,45 @@ fn main() -> ExitCode {
             pipeline,
             out,
             set,
-            no_cache: _,
+            no_cache,
+            refresh,
+            resume,
+            cache_dir,
             threads,
             fsync,
             update_lock: _,
             isolate: _,
         } => {
             segflow_engine::store::set_sync_outputs(fsync);
-            run_cmd::run(&globals, &pipeline, out.as_deref(), &set, threads)
+            let request = run_cmd::RunRequest {
+                pipeline,
+                out,
+                sets: set,
+                threads,
+                no_cache,
+                refresh,
+                resume,
+                cache_dir,
+            };
+            run_cmd::run(&globals, request)
         }
+        Command::Cache { command, cache_dir } => {
+            let dir = cache_cmd::cache_dir(cache_dir.as_deref());
+            match command {
+                CacheCommand::Stats { verify, json } => cache_cmd::stats(&dir, verify, json),
+                CacheCommand::Gc { max_size } => cache_cmd::gc(&dir, &max_size),
+                CacheCommand::Clear => cache_cmd::clear(&dir),
+            }
+        }
+        Command::Runs { command, runs_dir } => match command {
+            RunsCommand::List { pipeline, json } => {
+                runs_cmd::list(&runs_dir, pipeline.as_deref(), json)
+            }
+            RunsCommand::Show { run, json } => runs_cmd::show(&runs_dir, &run, json),
+            RunsCommand::Diff { run_a, run_b, json } => {
+                runs_cmd::diff(&runs_dir, &run_a, &run_b, json)
+            }
+        },
         Command::Validate { pipeline, set, .. } => {
             load_plan(&globals, &pipeline, &set).map(|plan| {
                 eprintln!(

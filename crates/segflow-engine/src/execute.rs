@@ -7,9 +7,12 @@
 //! materialised once and shared by reference; a port nobody reads is streamed straight
 //! to its file. A failing step marks its dependants skipped; independent branches finish.
 
-use crate::host::{hex, CallOptions, FactsHandle, Observer, Redactor, RegistryServices};
+use crate::cache::{Cache, EntryMeta, KeyMaterial, Lookup, PortEntry};
+use crate::host::{
+    hex, CallOptions, FactsHandle, Fingerprint, Observer, Redactor, RegistryServices,
+};
 use crate::spec::{Isolation, Stage};
-use crate::store::{BackgroundWriter, PortWriter, RunDir};
+use crate::store::{BackgroundWriter, PortDigest, PortWriter, RunDir};
 use crate::validate::Plan;
 use arrow::array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow::datatypes::SchemaRef;
@@ -17,8 +20,8 @@ use arrow::error::ArrowError;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -32,6 +35,63 @@ pub struct ExecOptions {
     pub observer: Arc<dyn Observer>,
     pub max_log_level: u32,
     pub cancel: Arc<AtomicBool>,
+    /// The step cache (`None`: `--no-cache`, or no run directory).
+    pub cache: Option<Cache>,
+    /// Steps to run even when the cache holds their result (`--refresh STEP`).
+    pub refresh: BTreeSet<String>,
+    /// The finished steps of an earlier run to re-use (`--resume RUN_DIR`).
+    pub resume: Option<Resume>,
+}
+
+impl ExecOptions {
+    pub fn new(threads: usize, run_dir: Option<RunDir>, observer: Arc<dyn Observer>) -> Self {
+        ExecOptions {
+            threads,
+            run_dir,
+            observer,
+            max_log_level: segflow_abi::LOG_INFO,
+            cancel: Arc::new(AtomicBool::new(false)),
+            cache: None,
+            refresh: BTreeSet::new(),
+            resume: None,
+        }
+    }
+}
+
+/// The finished steps of an earlier run, as its manifest recorded them.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub dir: PathBuf,
+    /// Per step id: its key and its ports.
+    pub steps: BTreeMap<String, (String, BTreeMap<String, PortEntry>)>,
+}
+
+/// What the step cache did for a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheUse {
+    /// Outputs taken from the cache.
+    Hit,
+    /// Outputs taken from the run given to `--resume`.
+    Reused,
+    /// Ran, and its result was stored.
+    Stored,
+    /// Ran; not stored (see the note).
+    Ran,
+    /// No cache for this run (`--no-cache`).
+    Off,
+}
+
+impl CacheUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Reused => "reused",
+            CacheUse::Stored => "stored",
+            CacheUse::Ran => "ran",
+            CacheUse::Off => "off",
+        }
+    }
 }
 
 /// The outcome of one step.
@@ -69,6 +129,13 @@ pub struct StepReport {
     /// When the step's `run` call started and returned (lazy outputs may stream later).
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub returned_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub cache: CacheUse,
+    /// Why a step that ran was not looked up or not stored.
+    pub cache_note: Option<String>,
+    /// The step's cache key (also when it was not cached), when its inputs were known.
+    pub cache_key: Option<String>,
+    /// Per written port: rows, sha256 and size of its file.
+    pub outputs: BTreeMap<String, PortEntry>,
 }
 
 /// What happened to a run.
@@ -90,6 +157,12 @@ struct StepState {
     facts: Mutex<Option<Facts>>,
     threads: AtomicU64,
     times: Mutex<(Option<Timestamp>, Option<Timestamp>)>,
+    /// sha256 and size of every port file written so far.
+    digests: Mutex<BTreeMap<String, PortDigest>>,
+    fingerprint: Mutex<Option<Fingerprint>>,
+    key: Mutex<Option<String>>,
+    cache: Mutex<Option<(CacheUse, Option<String>)>>,
+    store_done: AtomicBool,
 }
 
 /// A step's facts: live from an in-process call (they may keep arriving while its
@@ -149,8 +222,15 @@ impl Tee {
             .insert(self.port.clone(), self.rows);
         if let Some(w) = self.writer.take() {
             let t = Instant::now();
-            if let Err(e) = w.finish() {
-                self.state.fail(e);
+            match w.finish() {
+                Ok(d) => {
+                    self.state
+                        .digests
+                        .lock()
+                        .unwrap()
+                        .insert(self.port.clone(), d);
+                }
+                Err(e) => self.state.fail(e),
             }
             self.state
                 .write_ns
@@ -256,9 +336,12 @@ impl RecordBatchReader for Attributed {
 
 enum Slot {
     /// Read by exactly one step: handed over as a live stream.
-    Stream(Mutex<Option<Box<Tee>>>),
+    Stream(Mutex<Option<Box<dyn RecordBatchReader + Send>>>),
     /// Read by several steps: materialised once, shared by reference.
     Shared(SchemaRef, Arc<Vec<RecordBatch>>),
+    /// Taken from the cache or an earlier run: each step that reads it opens the file
+    /// (steps that are cached themselves never do).
+    File(PathBuf, SchemaRef),
 }
 
 /// Replace secrets in every string of a JSON value.
@@ -337,9 +420,11 @@ pub fn execute(plan: &Plan, opts: &ExecOptions) -> RunReport {
                     run_step(plan, i, threads, opts, &states, &slots, &consumers, &redact);
                 })
         });
+        store_finished(plan, opts, &states, &redact);
     }
     // Dropping the remaining streams drains them to their files.
     drop(slots);
+    store_finished(plan, opts, &states, &redact);
 
     let mut reports = Vec::with_capacity(n);
     for (i, step) in plan.steps.iter().enumerate() {
@@ -377,6 +462,35 @@ pub fn execute(plan: &Plan, opts: &ExecOptions) -> RunReport {
             })
             .sum();
         let ns = st.run_ns.load(Ordering::Relaxed) + st.stream_ns.load(Ordering::Relaxed);
+        let (cache, cache_note) = st.cache.lock().unwrap().clone().unwrap_or((
+            if opts.cache.is_some() {
+                CacheUse::Ran
+            } else {
+                CacheUse::Off
+            },
+            None,
+        ));
+        let key = st
+            .key
+            .lock()
+            .unwrap()
+            .clone()
+            .or_else(|| step_key(plan, i, &states));
+        let digests = st.digests.lock().unwrap().clone();
+        let outputs = digests
+            .into_iter()
+            .map(|(port, d)| {
+                let rows = rows.get(&port).copied().unwrap_or(0);
+                (
+                    port,
+                    PortEntry {
+                        rows,
+                        sha256: d.sha256,
+                        bytes: d.bytes,
+                    },
+                )
+            })
+            .collect();
         reports.push(StepReport {
             id: step.spec.id.clone(),
             stage: step.spec.stage,
@@ -390,6 +504,10 @@ pub fn execute(plan: &Plan, opts: &ExecOptions) -> RunReport {
             facts,
             started_at,
             returned_at,
+            cache,
+            cache_note,
+            cache_key: key,
+            outputs,
         });
     }
     if let Some(dir) = &opts.run_dir {
@@ -451,19 +569,61 @@ fn run_step(
     state.threads.store(threads as u64, Ordering::Relaxed);
     opts.observer.step_started(id, threads);
 
+    let mut call = CallOptions::new(id);
+    call.threads = threads as u32;
+    call.max_log_level = opts.max_log_level;
+    call.observer = opts.observer.clone();
+    call.cancel = opts.cancel.clone();
+    call.redact = redact.clone();
+
+    // The key is worked out even without a cache: the manifest records it, so that a
+    // later `--resume` can tell which finished steps still apply.
+    if opts.run_dir.is_some() {
+        let t0 = Instant::now();
+        let fingerprint = step.component.fingerprint(&call, &step.spec.with);
+        *state.fingerprint.lock().unwrap() = Some(fingerprint);
+        let key = step_key(plan, i, states);
+        *state.key.lock().unwrap() = key.clone();
+        if let Some(key) = key {
+            let reused = reuse(plan, i, &key, opts, states, slots, consumers);
+            state
+                .run_ns
+                .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if let Some(how) = reused {
+                *state.status.lock().unwrap() = Some((StepStatus::Succeeded, None));
+                opts.observer.step_finished(id, how, None);
+                return;
+            }
+        } else if opts.cache.is_some() {
+            *state.cache.lock().unwrap() = Some((
+                CacheUse::Ran,
+                Some("not looked up: an input was still streaming from a step that ran".into()),
+            ));
+        }
+    }
+
     let mut inputs: Vec<(String, Box<dyn RecordBatchReader + Send>)> = Vec::new();
     for inp in &step.inputs {
         let map = slots[inp.producer].lock().unwrap();
         let reader: Option<Box<dyn RecordBatchReader + Send>> = match map.get(&inp.port) {
-            Some(Slot::Stream(m)) => m
-                .lock()
-                .unwrap()
-                .take()
-                .map(|t| t as Box<dyn RecordBatchReader + Send>),
+            Some(Slot::Stream(m)) => m.lock().unwrap().take(),
             Some(Slot::Shared(schema, batches)) => Some(Box::new(RecordBatchIterator::new(
                 batches.as_ref().clone().into_iter().map(Ok),
                 schema.clone(),
             ))),
+            Some(Slot::File(path, schema)) => match open_port_file(path, schema) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let msg = format!(
+                        "input `{}`: cannot read `{}`: {e}",
+                        inp.name,
+                        path.display()
+                    );
+                    state.fail(msg.clone());
+                    opts.observer.step_finished(id, "failed", Some(&msg));
+                    return;
+                }
+            },
             None => None,
         };
         match reader {
@@ -480,12 +640,6 @@ fn run_step(
         }
     }
 
-    let mut call = CallOptions::new(id);
-    call.threads = threads as u32;
-    call.max_log_level = opts.max_log_level;
-    call.observer = opts.observer.clone();
-    call.cancel = opts.cancel.clone();
-    call.redact = redact.clone();
     call.services = Some(Arc::new(RegistryServices {
         registry: plan.registry.clone(),
     }));
@@ -681,6 +835,386 @@ fn run_step(
         .step_finished(id, status.as_str(), msg.as_deref());
 }
 
+/// The content identity of input `inp` of a step: the sha256 of the port's file, or,
+/// for a port that is never written (`persist: false`), its producer's key and the port.
+fn input_identity(
+    plan: &Plan,
+    states: &[Arc<StepState>],
+    inp: &crate::validate::PlannedInput,
+) -> Option<String> {
+    let st = &states[inp.producer];
+    if let Some(d) = st.digests.lock().unwrap().get(&inp.port) {
+        return Some(format!("sha256:{}", d.sha256));
+    }
+    if !plan.steps[inp.producer].spec.persist {
+        let key = st.key.lock().unwrap().clone()?;
+        return Some(format!("step:{key}/{}", inp.port));
+    }
+    None
+}
+
+/// The cache key of step `i`, when every input's identity is known.
+fn step_key(plan: &Plan, i: usize, states: &[Arc<StepState>]) -> Option<String> {
+    let step = &plan.steps[i];
+    let fingerprint = states[i].fingerprint.lock().unwrap().clone()?;
+    let inputs = step
+        .inputs
+        .iter()
+        .map(|inp| input_identity(plan, states, inp).map(|h| (inp.name.clone(), h)))
+        .collect::<Option<Vec<_>>>()?;
+    let c = &step.component;
+    // Evaluate steps may run any loaded component (`run_component`).
+    let libraries = if step.spec.stage == Stage::Evaluate {
+        let mut l: Vec<String> = plan
+            .registry
+            .libraries
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.sha256()))
+            .collect();
+        l.sort();
+        l
+    } else {
+        Vec::new()
+    };
+    let material = KeyMaterial {
+        format: crate::cache::FORMAT,
+        segflow_version: env!("CARGO_PKG_VERSION").to_string(),
+        abi_version: segflow_abi::ABI_VERSION,
+        component: c.qualified_name(),
+        component_version: c.version.clone(),
+        library_sha256: c.library.sha256().to_string(),
+        config_hash: config_hash(&step.spec.with),
+        fingerprint: match fingerprint {
+            Fingerprint::Pure => None,
+            Fingerprint::Source(v) => Some(v),
+            Fingerprint::Never(_) => Some(serde_json::json!({"never": true})),
+        },
+        inputs,
+        libraries,
+    };
+    Some(material.key())
+}
+
+/// Why step `i`'s result may not be stored (or looked up), if it may not.
+fn not_cacheable(plan: &Plan, i: usize, states: &[Arc<StepState>]) -> Option<String> {
+    let step = &plan.steps[i];
+    if !step.spec.cache {
+        return Some("`cache: false`".into());
+    }
+    if !step.spec.persist {
+        return Some("`persist: false`: its outputs are never written to disk".into());
+    }
+    match &*states[i].fingerprint.lock().unwrap() {
+        Some(Fingerprint::Never(why)) => Some(why.clone()),
+        _ => None,
+    }
+}
+
+/// Try to finish step `i` from `--resume`'s run or the cache. Returns the status word
+/// for the progress output when it did.
+fn reuse(
+    plan: &Plan,
+    i: usize,
+    key: &str,
+    opts: &ExecOptions,
+    states: &[Arc<StepState>],
+    slots: &[Mutex<BTreeMap<String, Slot>>],
+    consumers: &std::collections::HashMap<(usize, String), usize>,
+) -> Option<&'static str> {
+    let step = &plan.steps[i];
+    let id = &step.spec.id;
+    let state = &states[i];
+    if let Some(resume) = &opts.resume {
+        if let Some((k, ports)) = resume.steps.get(id) {
+            if k == key {
+                let dir = resume.dir.join("steps").join(id);
+                let files: Option<BTreeMap<String, (PathBuf, PortEntry)>> = ports
+                    .iter()
+                    .map(|(p, e)| {
+                        let path = dir.join(format!("{p}.parquet"));
+                        let d = crate::cache::file_digest(&path).ok()?;
+                        (d.sha256 == e.sha256 && d.bytes == e.bytes)
+                            .then(|| (p.clone(), (path, e.clone())))
+                    })
+                    .collect();
+                let facts = std::fs::read(dir.join("facts.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                match (files, facts) {
+                    (Some(files), Some(serde_json::Value::Object(facts))) => {
+                        match adopt(plan, i, files, facts, opts, state, slots, consumers) {
+                            Ok(()) => {
+                                *state.cache.lock().unwrap() = Some((
+                                    CacheUse::Reused,
+                                    Some(format!("from {}", resume.dir.display())),
+                                ));
+                                return Some("reused");
+                            }
+                            Err(e) => tracing::warn!(step = id, "cannot re-use the earlier run's outputs: {e}"),
+                        }
+                    }
+                    _ => tracing::warn!(
+                        step = id,
+                        "the earlier run's outputs changed since it finished; running the step again"
+                    ),
+                }
+            }
+        }
+    }
+    let cache = opts.cache.as_ref()?;
+    if let Some(why) = not_cacheable(plan, i, states) {
+        *state.cache.lock().unwrap() = Some((CacheUse::Ran, Some(format!("not cached: {why}"))));
+        return None;
+    }
+    if opts.refresh.contains(id) {
+        *state.cache.lock().unwrap() = Some((CacheUse::Ran, Some("--refresh".into())));
+        return None;
+    }
+    match cache.lookup(key) {
+        Lookup::Hit(hit) => {
+            let files = hit
+                .meta
+                .ports
+                .iter()
+                .map(|(p, e)| (p.clone(), (hit.port_path(p), e.clone())))
+                .collect();
+            match adopt(
+                plan,
+                i,
+                files,
+                hit.facts.clone(),
+                opts,
+                state,
+                slots,
+                consumers,
+            ) {
+                Ok(()) => {
+                    *state.cache.lock().unwrap() = Some((CacheUse::Hit, None));
+                    Some("cached")
+                }
+                Err(e) => {
+                    tracing::warn!(step = id, "cannot use the cached result: {e}");
+                    *state.cache.lock().unwrap() =
+                        Some((CacheUse::Ran, Some(format!("cached result unusable: {e}"))));
+                    None
+                }
+            }
+        }
+        Lookup::Miss => None,
+        Lookup::Damaged(why) => {
+            tracing::warn!(
+                step = id,
+                "the cached result was damaged ({why}); removed it and running the step"
+            );
+            *state.cache.lock().unwrap() = Some((
+                CacheUse::Ran,
+                Some(format!("cached result was damaged and removed: {why}")),
+            ));
+            None
+        }
+    }
+}
+
+/// Finish step `i` with earlier outputs: link each port file into the run directory and
+/// hand readers of it to the steps that read it.
+#[allow(clippy::too_many_arguments)]
+fn adopt(
+    plan: &Plan,
+    i: usize,
+    files: BTreeMap<String, (PathBuf, PortEntry)>,
+    facts: serde_json::Map<String, serde_json::Value>,
+    opts: &ExecOptions,
+    state: &Arc<StepState>,
+    slots: &[Mutex<BTreeMap<String, Slot>>],
+    consumers: &std::collections::HashMap<(usize, String), usize>,
+) -> Result<(), String> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let step = &plan.steps[i];
+    let dir = opts
+        .run_dir
+        .as_ref()
+        .ok_or("no run directory")?
+        .step_dir(&step.spec.id)
+        .map_err(|e| e.to_string())?;
+    // Check everything before touching the run directory.
+    for (port, planned) in &step.outputs {
+        let (src, _) = files
+            .get(port)
+            .ok_or_else(|| format!("it has no port `{port}`"))?;
+        let f = std::fs::File::open(src).map_err(|e| format!("{}: {e}", src.display()))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())?;
+        if !same_columns(b.schema(), planned) {
+            return Err(format!("port `{port}` has other columns than planned"));
+        }
+    }
+    let mut my_slots = BTreeMap::new();
+    for (port, planned) in &step.outputs {
+        let (src, entry) = &files[port];
+        let dest = dir.join(format!("{port}.parquet"));
+        crate::cache::link_or_copy(src, &dest)
+            .map_err(|e| format!("cannot place {}: {e}", dest.display()))?;
+        state.rows.lock().unwrap().insert(port.clone(), entry.rows);
+        state.digests.lock().unwrap().insert(
+            port.clone(),
+            PortDigest {
+                sha256: entry.sha256.clone(),
+                bytes: entry.bytes,
+            },
+        );
+        if consumers.contains_key(&(i, port.clone())) {
+            my_slots.insert(port.clone(), Slot::File(dest, planned.clone()));
+        }
+    }
+    *state.facts.lock().unwrap() = Some(Facts::Fixed(facts));
+    *slots[i].lock().unwrap() = my_slots;
+    Ok(())
+}
+
+/// A reader of a port file written earlier, with the planned schema.
+fn open_port_file(
+    path: &Path,
+    schema: &SchemaRef,
+) -> Result<Box<dyn RecordBatchReader + Send>, String> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.with_batch_size(1 << 16).build())
+        .map_err(|e| e.to_string())?;
+    Ok(Box::new(ParquetPort {
+        inner: reader,
+        schema: schema.clone(),
+    }))
+}
+
+/// A port read back from its Parquet file, presented with the planned schema (the file
+/// may carry other metadata).
+struct ParquetPort {
+    inner: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    schema: SchemaRef,
+}
+
+impl Iterator for ParquetPort {
+    type Item = Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|r| {
+            r.and_then(|b| RecordBatch::try_new(self.schema.clone(), b.columns().to_vec()))
+        })
+    }
+}
+
+impl RecordBatchReader for ParquetPort {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Store every step that ran, succeeded and whose ports are all written, once.
+fn store_finished(plan: &Plan, opts: &ExecOptions, states: &[Arc<StepState>], redact: &Redactor) {
+    let (Some(cache), Some(run_dir)) = (&opts.cache, &opts.run_dir) else {
+        return;
+    };
+    for (i, step) in plan.steps.iter().enumerate() {
+        let st = &states[i];
+        if st.store_done.load(Ordering::Relaxed) || st.status() != Some(StepStatus::Succeeded) {
+            continue;
+        }
+        if matches!(
+            st.cache.lock().unwrap().as_ref().map(|c| c.0),
+            Some(CacheUse::Hit | CacheUse::Reused)
+        ) {
+            st.store_done.store(true, Ordering::Relaxed);
+            continue;
+        }
+        if let Some(why) = not_cacheable(plan, i, states) {
+            st.store_done.store(true, Ordering::Relaxed);
+            *st.cache.lock().unwrap() = Some((CacheUse::Ran, Some(format!("not cached: {why}"))));
+            continue;
+        }
+        let digests = st.digests.lock().unwrap().clone();
+        if step.outputs.iter().any(|(p, _)| !digests.contains_key(p)) {
+            continue; // a port is still being read
+        }
+        let key = {
+            let mut k = st.key.lock().unwrap();
+            if k.is_none() {
+                *k = step_key(plan, i, states);
+            }
+            k.clone()
+        };
+        let Some(key) = key else {
+            continue;
+        };
+        st.store_done.store(true, Ordering::Relaxed);
+        let rows = st.rows.lock().unwrap().clone();
+        let facts = st
+            .facts
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|f| f.get())
+            .unwrap_or_default();
+        let facts = match redact_json(serde_json::Value::Object(facts), redact) {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("an object stays an object"),
+        };
+        let dir = run_dir.root().join("steps").join(&step.spec.id);
+        let ports: BTreeMap<String, PortEntry> = step
+            .outputs
+            .iter()
+            .map(|(p, _)| {
+                let d = &digests[p];
+                (
+                    p.clone(),
+                    PortEntry {
+                        rows: rows.get(p).copied().unwrap_or(0),
+                        sha256: d.sha256.clone(),
+                        bytes: d.bytes,
+                    },
+                )
+            })
+            .collect();
+        let files: Vec<(String, PathBuf)> = ports
+            .keys()
+            .map(|p| (p.clone(), dir.join(format!("{p}.parquet"))))
+            .collect();
+        let c = &step.component;
+        let meta = EntryMeta {
+            format: crate::cache::FORMAT,
+            key: key.clone(),
+            segflow_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            pipeline: plan.spec.name.clone(),
+            step: step.spec.id.clone(),
+            component: c.qualified_name(),
+            component_version: c.version.clone(),
+            library_sha256: c.library.sha256().to_string(),
+            config_hash: config_hash(&step.spec.with),
+            ports,
+            facts_sha256: String::new(),
+        };
+        if opts.refresh.contains(&step.spec.id) {
+            cache.remove(&key);
+        }
+        // Keep why it ran (not looked up, damaged entry, --refresh) next to "stored".
+        let why_ran = st.cache.lock().unwrap().as_ref().and_then(|c| c.1.clone());
+        let outcome = match cache.store(&meta, &files, &facts) {
+            Ok(true) => (CacheUse::Stored, why_ran),
+            Ok(false) => (
+                CacheUse::Stored,
+                Some("another run stored the same result first".into()),
+            ),
+            Err(e) => {
+                tracing::warn!(
+                    step = step.spec.id,
+                    "cannot store the step's result in the cache: {e}"
+                );
+                (CacheUse::Ran, Some(format!("not stored: {e}")))
+            }
+        };
+        *st.cache.lock().unwrap() = Some(outcome);
+    }
+}
+
 /// The run so far, for components that report on it (the ABI's `run_info`): the
 /// pipeline, and per step its stage, component, inputs, status, time, rows per port
 /// and facts (steps that have not finished have a null status).
@@ -709,6 +1243,7 @@ fn run_info(plan: &Plan, states: &[Arc<StepState>], redact: &Redactor) -> serde_
                     "port": i.port,
                 })).collect::<Vec<_>>(),
                 "status": status.as_ref().map(|s| s.0.as_str()),
+                "cached": matches!(st.cache.lock().unwrap().as_ref().map(|c| c.0), Some(CacheUse::Hit | CacheUse::Reused)),
                 "error": status.and_then(|s| s.1),
                 "duration_ms": ns as f64 / 1e6,
                 "rows": *st.rows.lock().unwrap(),

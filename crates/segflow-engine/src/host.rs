@@ -76,6 +76,16 @@ pub struct Component {
     pub ports: PortsDecl,
     plan_fn: abi::PlanFn,
     run_fn: abi::RunFn,
+    fingerprint_fn: Option<abi::FingerprintFn>,
+}
+
+/// What a step's result depends on besides its config and inputs (the ABI's
+/// `fingerprint`, or the host's default for components that predate it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fingerprint {
+    Pure,
+    Source(serde_json::Value),
+    Never(String),
 }
 
 impl Component {
@@ -310,12 +320,12 @@ impl Registry {
                     c.struct_size
                 )));
             }
-            if (c.struct_size as usize) < std::mem::size_of::<abi::SegflowComponent>() {
+            if (c.struct_size as usize) < abi::SegflowComponent::V1_0_SIZE {
                 return Err(err(format!(
                     "component {i} in `{}` has a descriptor of {} bytes, smaller than ABI v1's {} bytes",
                     path.display(),
                     c.struct_size,
-                    std::mem::size_of::<abi::SegflowComponent>()
+                    abi::SegflowComponent::V1_0_SIZE
                 )));
             }
             let name = cstr(c.name);
@@ -349,6 +359,11 @@ impl Registry {
                 ports,
                 plan_fn: c.plan,
                 run_fn: c.run,
+                fingerprint_fn: if c.has_fingerprint() {
+                    c.fingerprint
+                } else {
+                    None
+                },
             }));
         }
         self.libraries.push(library.clone());
@@ -938,6 +953,40 @@ impl Component {
             ports,
             facts: FactsHandle(call),
         })
+    }
+
+    /// What the result of running with `config` depends on besides config and inputs.
+    /// Components without the ABI's `fingerprint` get the default: collectors are never
+    /// cached, everything else is pure.
+    pub fn fingerprint(&self, opts: &CallOptions, config: &serde_json::Value) -> Fingerprint {
+        let Some(f) = self.fingerprint_fn else {
+            return if self.stage == Stage::Collect {
+                Fingerprint::Never(format!(
+                    "`{}` was built before collectors could describe their source",
+                    self.qualified_name()
+                ))
+            } else {
+                Fingerprint::Pure
+            };
+        };
+        let call = new_call(opts, Vec::new());
+        let config = CString::new(config.to_string()).unwrap_or_default();
+        // SAFETY: all pointers are valid for the duration of the call.
+        let status = unsafe { f(&call.host, config.as_ptr()) };
+        if status != abi::STATUS_OK {
+            let e = call_error(&call, status, "fingerprint");
+            return Fingerprint::Never(format!("its fingerprint failed: {}", e.message));
+        }
+        let answer = std::mem::take(&mut *call.state.facts.lock().unwrap());
+        if answer.get("pure").and_then(|v| v.as_bool()) == Some(true) {
+            Fingerprint::Pure
+        } else if let Some(v) = answer.get("source") {
+            Fingerprint::Source(v.clone())
+        } else if let Some(why) = answer.get("never") {
+            Fingerprint::Never(why.as_str().unwrap_or("the component said so").to_string())
+        } else {
+            Fingerprint::Never("the component's fingerprint answer was not understood".into())
+        }
     }
 
     fn output_names(&self) -> Vec<String> {

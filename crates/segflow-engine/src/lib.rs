@@ -9,7 +9,9 @@
 //! - [`graph`]: the step DAG (petgraph): cycles, topological layers.
 //! - [`execute`]: running steps in parallel with thread budgets.
 //! - [`store`]: the run directory, written atomically.
+//! - [`cache`]: the step cache (`.segflow/cache`): keys, entries, checksums, gc.
 
+pub mod cache;
 pub mod diag;
 pub mod execute;
 pub mod graph;

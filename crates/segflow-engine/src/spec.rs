@@ -58,6 +58,7 @@ pub const STEP_KEYS: &[&str] = &[
     "needs",
     "with",
     "persist",
+    "cache",
     "isolation",
     "timeout",
     "memory_limit",
@@ -230,6 +231,9 @@ pub struct StepSpec {
     /// Whether the step's ports are written to the run directory (`persist: false`
     /// keeps them in memory, for raw personal data or very large intermediate tables).
     pub persist: bool,
+    /// Whether the step cache may re-use and store this step's result (`cache: false`
+    /// always runs it).
+    pub cache: bool,
     /// In-process (default) or in a child process (`isolation: process`, `--isolate`).
     pub isolation: Isolation,
     /// Wall-clock limit of the step's run (isolated steps only).
@@ -817,23 +821,29 @@ impl Loader<'_> {
                 );
             }
         }
-        let persist = match map.get("persist") {
+        let mut flag = |key: &str, help: &str| match map.get(key) {
             None | Some(Yaml::Null) => true,
             Some(Yaml::Bool(b)) => *b,
             Some(other) => {
                 let ty = yaml_type(other);
                 self.err(
                     "segflow::type",
-                    &format!("{path}/persist"),
-                    format!("`persist` of {what} must be true or false, but it is {ty}"),
+                    &format!("{path}/{key}"),
+                    format!("`{key}` of {what} must be true or false, but it is {ty}"),
                     "expected true or false",
                 )
-                .help = Some(
-                    "`persist: false` keeps the step's outputs out of the run directory".into(),
-                );
+                .help = Some(help.into());
                 true
             }
         };
+        let persist = flag(
+            "persist",
+            "`persist: false` keeps the step's outputs out of the run directory",
+        );
+        let cache = flag(
+            "cache",
+            "`cache: false` runs the step every time instead of re-using an earlier result",
+        );
         let isolation = match map.get("isolation") {
             None | Some(Yaml::Null) => Isolation::InProcess,
             Some(v) => match v.as_str().and_then(Isolation::parse) {
@@ -927,6 +937,7 @@ impl Loader<'_> {
             secrets: Vec::new(),
             overridden: Vec::new(),
             persist,
+            cache,
             isolation,
             timeout,
             memory_limit,

@@ -8,6 +8,7 @@ use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ pub fn set_sync_outputs(on: bool) {
     SYNC_OUTPUTS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn temp_name(path: &Path) -> PathBuf {
+pub(crate) fn temp_name(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -166,11 +167,38 @@ fn point_latest(base: &Path, name: &str) -> std::io::Result<()> {
     }
 }
 
+/// A finished port file: its sha256 (the port's content hash for the step cache) and
+/// size, computed while it was written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortDigest {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Hashes the bytes on their way to the file, so a port's digest costs no second read.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes one port's Parquet file under a temporary name; `finish` renames it into place.
 pub struct PortWriter {
     path: PathBuf,
     tmp: PathBuf,
-    writer: Option<ArrowWriter<BufWriter<File>>>,
+    writer: Option<ArrowWriter<HashingWriter<BufWriter<File>>>>,
 }
 
 impl PortWriter {
@@ -182,9 +210,13 @@ impl PortWriter {
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("segflow {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer =
-            ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
-                .map_err(|e| format!("cannot start Parquet file `{}`: {e}", path.display()))?;
+        let sink = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer = ArrowWriter::try_new(sink, schema, Some(props))
+            .map_err(|e| format!("cannot start Parquet file `{}`: {e}", path.display()))?;
         Ok(PortWriter {
             path,
             tmp,
@@ -201,14 +233,19 @@ impl PortWriter {
         }
     }
 
-    pub fn finish(mut self) -> Result<(), String> {
+    pub fn finish(mut self) -> Result<PortDigest, String> {
         let Some(w) = self.writer.take() else {
-            return Ok(());
+            return Err(format!("`{}` was already finished", self.path.display()));
         };
-        let inner = w
+        let hashing = w
             .into_inner()
             .map_err(|e| format!("finishing `{}`: {e}", self.path.display()))?;
-        let file = inner
+        let digest = PortDigest {
+            sha256: crate::host::hex(&hashing.hasher.finalize()),
+            bytes: hashing.bytes,
+        };
+        let file = hashing
+            .inner
             .into_inner()
             .map_err(|e| format!("flushing `{}`: {}", self.path.display(), e.error()))?;
         if SYNC_OUTPUTS.load(std::sync::atomic::Ordering::Relaxed) {
@@ -216,7 +253,8 @@ impl PortWriter {
                 .map_err(|e| format!("syncing `{}`: {e}", self.path.display()))?;
         }
         std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| format!("renaming `{}` into place: {e}", self.path.display()))
+            .map_err(|e| format!("renaming `{}` into place: {e}", self.path.display()))?;
+        Ok(digest)
     }
 }
 
@@ -239,7 +277,7 @@ enum WriterMsg {
 /// memory stays bounded when the writer is slower than the reader.
 pub struct BackgroundWriter {
     tx: Option<std::sync::mpsc::SyncSender<WriterMsg>>,
-    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+    handle: Option<std::thread::JoinHandle<Result<PortDigest, String>>>,
 }
 
 impl BackgroundWriter {
@@ -283,20 +321,20 @@ impl BackgroundWriter {
     }
 
     /// Write the footer and rename the file into place.
-    pub fn finish(mut self) -> Result<(), String> {
+    pub fn finish(mut self) -> Result<PortDigest, String> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(WriterMsg::Finish);
         }
         self.join()
     }
 
-    fn join(&mut self) -> Result<(), String> {
+    fn join(&mut self) -> Result<PortDigest, String> {
         self.tx = None;
         match self.handle.take() {
             Some(h) => h
                 .join()
                 .unwrap_or_else(|_| Err("the Parquet writer thread panicked".into())),
-            None => Ok(()),
+            None => Err("the Parquet writer already stopped".into()),
         }
     }
 }

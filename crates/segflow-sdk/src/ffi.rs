@@ -158,6 +158,7 @@ pub fn describe<C: Component>(library_version: &str) -> ComponentHolder {
         ports: strings[4].as_ptr(),
         plan: plan_shim::<C>,
         run: run_shim::<C>,
+        fingerprint: Some(fingerprint_shim::<C>),
     };
     ComponentHolder { strings, component }
 }
@@ -232,6 +233,29 @@ pub unsafe extern "C" fn plan_shim<C: Component>(
                     out.name
                 )));
             }
+        }
+        Ok(())
+    });
+    finish(h, outcome)
+}
+
+/// # Safety
+/// Called by the host through the component vtable with valid pointers.
+pub unsafe extern "C" fn fingerprint_shim<C: Component>(
+    host: *const abi::SegflowHost,
+    config_json: *const c_char,
+) -> i32 {
+    let _route = RouteGuard::set(host);
+    let h = &*host;
+    let outcome = guarded(|| -> Result<()> {
+        let config: C = parse_config(&cstr_to_string(config_json))?;
+        let answer = match config.fingerprint()? {
+            crate::Fingerprint::Pure => serde_json::json!({"pure": true}),
+            crate::Fingerprint::Source(v) => serde_json::json!({"source": v}),
+            crate::Fingerprint::Never(why) => serde_json::json!({"never": why}),
+        };
+        if let serde_json::Value::Object(m) = answer {
+            emit_facts(host, &m);
         }
         Ok(())
     });

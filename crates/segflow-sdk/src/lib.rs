@@ -57,8 +57,8 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Everything a component module usually needs.
 pub mod prelude {
     pub use crate::{
-        export_plugin, require_column, single, Component, Context, Error, HostHandle, Named,
-        Outputs, Ports, Result, Stage, Table,
+        export_plugin, require_column, single, Component, Context, Error, Fingerprint, HostHandle,
+        Named, Outputs, Ports, Result, Stage, Table,
     };
     pub use arrow::array::{Array, ArrayRef, RecordBatch};
     pub use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -202,6 +202,20 @@ impl Ports {
     }
 }
 
+/// What a step's result depends on besides its config and its inputs: the step cache
+/// re-uses a result only when all of these are unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fingerprint {
+    /// Nothing else: the same config and inputs always give the same outputs.
+    Pure,
+    /// Also what this value describes: the size and modification time of the files a
+    /// collector reads, the result of a database's fingerprint query. Keep it small.
+    Source(serde_json::Value),
+    /// Cannot be told cheaply (a database without a fingerprint query, a report of the
+    /// run itself): never cache. The reason is shown in the manifest.
+    Never(String),
+}
+
 /// A pipeline component. The implementing type is the component's `with:` config.
 pub trait Component: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// Name used in pipeline YAML (`plugin: NAME`), `[a-z0-9_]+`.
@@ -227,6 +241,22 @@ pub trait Component: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// Produce the output tables. Streams may be returned lazily; they are pulled by the
     /// host after `run` returns.
     fn run(&self, inputs: Vec<Named<Table>>, ctx: &mut Context) -> Result<Outputs<Table>>;
+
+    /// What the result depends on besides config and inputs, asked just before `run` by
+    /// a host with a step cache. Default: collectors are never cached (their source is
+    /// unknown to the host), other components are [`Fingerprint::Pure`]. Override it in a
+    /// collector that can describe its source cheaply, and in any component that reads
+    /// something outside its inputs (a file, the clock, another run).
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        Ok(if Self::STAGE == Stage::Collect {
+            Fingerprint::Never(format!(
+                "collector `{}` does not describe its source to the step cache",
+                Self::NAME
+            ))
+        } else {
+            Fingerprint::Pure
+        })
+    }
 }
 
 /// The one input of a single-input component.

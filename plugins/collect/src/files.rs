@@ -1,6 +1,6 @@
 //! Resolving `path:` (a file or a glob) and counting the bytes read.
 
-use segflow_sdk::{Error, Result};
+use segflow_sdk::{Error, Fingerprint, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +57,80 @@ fn cwd() -> String {
     std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_else(|_| "the current directory".into())
+}
+
+/// What the step cache checks to tell whether the files `path` names have changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FingerprintMode {
+    /// The path, size in bytes and modification time (nanoseconds) of every file `path`
+    /// names, a glob's matches included (so a new matching file counts): cheap, and
+    /// catches every ordinary write.
+    #[default]
+    Metadata,
+    /// The path, size and SHA-256 of every file's bytes, without the modification time:
+    /// reads the files whole each time the step is considered. A file written again
+    /// with the same bytes (downloaded again, checked out by git, `touch`ed) keeps its
+    /// cached result; a rewrite that keeps size and time (`cp -p`, `touch -r`, a coarse
+    /// file-system clock) is still caught.
+    Content,
+}
+
+/// The step-cache fingerprint of the files `path` names (see [`FingerprintMode`]).
+/// `Never` when `path` names no readable file: the run then reports why.
+pub fn fingerprint(path: &str, mode: FingerprintMode) -> Result<Fingerprint> {
+    let files = match resolve(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Fingerprint::Never(format!(
+                "`path` names no readable file ({})",
+                e.message()
+            )))
+        }
+    };
+    let mut described = Vec::with_capacity(files.len());
+    for f in &files {
+        let meta = match std::fs::metadata(f) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Fingerprint::Never(format!(
+                    "cannot read the metadata of `{}`: {e}",
+                    show(f)
+                )))
+            }
+        };
+        let shown = std::path::absolute(f).unwrap_or_else(|_| f.clone());
+        let mut entry = serde_json::json!({
+            "path": show(&shown),
+            "bytes": meta.len(),
+        });
+        if mode == FingerprintMode::Metadata {
+            entry["mtime_ns"] = meta.modified().ok().map(mtime_ns).into();
+        } else {
+            match crate::sha256::file_hex(f) {
+                Ok(h) => entry["sha256"] = h.into(),
+                Err(e) => {
+                    return Ok(Fingerprint::Never(format!(
+                        "cannot read `{}` to hash it: {e}",
+                        show(f)
+                    )))
+                }
+            }
+        }
+        described.push(entry);
+    }
+    Ok(Fingerprint::Source(
+        serde_json::json!({ "files": described }),
+    ))
+}
+
+/// Nanoseconds since the Unix epoch (negative before it), saturating at i64's range
+/// (the year 2262).
+pub fn mtime_ns(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
 }
 
 /// Total size of `files` in bytes (0 for files whose size cannot be read).

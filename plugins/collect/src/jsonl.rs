@@ -46,6 +46,11 @@ pub struct JsonlSource {
     /// `windows-1252`.
     #[serde(default)]
     pub encoding: TextEncoding,
+    /// What the step cache checks to tell whether the files changed: `metadata`
+    /// (default: each file's path, size and modification time; a new file matching the
+    /// glob counts) or `content` (also a SHA-256 of each file, which reads them whole).
+    #[serde(default)]
+    pub fingerprint: files::FingerprintMode,
 }
 
 fn default_infer_rows() -> usize {
@@ -210,6 +215,10 @@ impl Component for JsonlSource {
     fn ports() -> Ports {
         Ports::new(Stage::Collect, 0, 0)
             .outputs(&[("main", "one row per JSON line, in file order")])
+    }
+
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        files::fingerprint(&self.path, self.fingerprint)
     }
 
     fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {

@@ -24,12 +24,13 @@ mod jsonl;
 mod param;
 mod parquet_source;
 mod postgres;
+mod sha256;
 mod sqlite;
 mod synthetic;
 
 pub use crate::csv::{ColumnSpec, ColumnType, Columns, CsvSource, DecimalSeparator};
 pub use crate::postgres::{Aggregate, PostgresSource};
-pub use files::TextEncoding;
+pub use files::{FingerprintMode, TextEncoding};
 pub use jsonl::JsonlSource;
 pub use param::ParamValue;
 pub use parquet_source::ParquetSource;

@@ -32,6 +32,11 @@ pub struct ParquetSource {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// What the step cache checks to tell whether the files changed: `metadata`
+    /// (default: each file's path, size and modification time; a new file matching the
+    /// glob counts) or `content` (also a SHA-256 of each file, which reads them whole).
+    #[serde(default)]
+    pub fingerprint: files::FingerprintMode,
 }
 
 fn default_batch_size() -> usize {
@@ -123,6 +128,10 @@ impl Component for ParquetSource {
     fn ports() -> Ports {
         Ports::new(Stage::Collect, 0, 0)
             .outputs(&[("main", "the rows of the files, in file order")])
+    }
+
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        files::fingerprint(&self.path, self.fingerprint)
     }
 
     fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {

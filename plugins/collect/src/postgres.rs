@@ -68,6 +68,13 @@ pub struct PostgresSource {
     /// by the server over the rows of `table` or `query`.
     #[serde(default)]
     pub aggregate: Option<Aggregate>,
+    /// A cheap query whose result changes when the data read changes, such as `SELECT
+    /// max(updated_at), count(*) FROM orders`. The step cache re-uses the step's result
+    /// only while this query's rows are unchanged; without it the step is never cached.
+    /// It runs in a read-only transaction over the same connection settings, without
+    /// `params`, and must return at most 1000 rows.
+    #[serde(default)]
+    pub fingerprint_query: Option<String>,
 }
 
 use crate::param::ParamValue;
@@ -1355,6 +1362,49 @@ impl Component for PostgresSource {
             "the rows of the table or query; with `aggregate`, one row per customer, sorted \
              by key",
         )])
+    }
+
+    /// The `fingerprint_query`'s rows, every value as the server's text (NULL as null).
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        use crate::sqlite::{FINGERPRINT_MAX_ROWS, NO_FINGERPRINT_QUERY};
+        let Some(q) = &self.fingerprint_query else {
+            return Ok(Fingerprint::Never(NO_FINGERPRINT_QUERY.into()));
+        };
+        let dsn = self.dsn()?;
+        let fail = |m: String| {
+            Error::config(
+                "fingerprint_query",
+                dsn.redactor
+                    .clean(&format!("the fingerprint_query `{q}` failed: {m}")),
+            )
+        };
+        let (mut client, _) = self.connect(&dsn).map_err(|e| fail(e.to_string()))?;
+        let mut t = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .map_err(|e| fail(pg_message(&e)))?;
+        let messages = t.simple_query(q).map_err(|e| fail(pg_message(&e)))?;
+        let mut rows = Vec::new();
+        for m in messages {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                if rows.len() == FINGERPRINT_MAX_ROWS {
+                    return Err(fail(format!(
+                        "it returned more than {FINGERPRINT_MAX_ROWS} rows; summarise the data \
+                         (e.g. `SELECT max(updated_at), count(*) FROM orders`)"
+                    )));
+                }
+                rows.push(serde_json::Value::Array(
+                    (0..r.len())
+                        .map(|i| r.get(i).map_or(serde_json::Value::Null, |v| v.into()))
+                        .collect(),
+                ));
+            }
+        }
+        let _ = t.rollback();
+        Ok(Fingerprint::Source(
+            serde_json::json!({"query": q, "rows": rows}),
+        ))
     }
 
     fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {

@@ -46,9 +46,22 @@ pub struct SqliteSource {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// A cheap query whose result changes when the data read changes, such as `SELECT
+    /// max(updated_at), count(*) FROM orders`. The step cache re-uses the step's result
+    /// only while this query's rows and the database file's size and modification time
+    /// are unchanged; without it the step is never cached. It runs read-only, without
+    /// `params`, and must return at most 1000 rows.
+    #[serde(default)]
+    pub fingerprint_query: Option<String>,
 }
 
 use crate::param::ParamValue;
+
+/// Why a database collector without `fingerprint_query` is never cached.
+pub(crate) const NO_FINGERPRINT_QUERY: &str = "no `fingerprint_query`: a database collector is cached only when it can tell whether the data changed";
+
+/// Most rows a `fingerprint_query` may return: it should summarise the data, not copy it.
+pub(crate) const FINGERPRINT_MAX_ROWS: usize = 1000;
 
 fn default_infer_rows() -> usize {
     100
@@ -379,6 +392,71 @@ impl Component for SqliteSource {
             "main",
             "the rows of the table or query, in the order SQLite returns them",
         )])
+    }
+
+    /// The `fingerprint_query`'s rows and the size and modification time of the database
+    /// file (and of its `-wal` file, where writes land first in WAL mode).
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        let Some(q) = &self.fingerprint_query else {
+            return Ok(Fingerprint::Never(NO_FINGERPRINT_QUERY.into()));
+        };
+        let fail = |m: String| {
+            Error::config(
+                "fingerprint_query",
+                format!("the fingerprint_query `{q}` failed: {m}"),
+            )
+        };
+        let conn = self.open().map_err(|e| fail(e.to_string()))?;
+        let mut stmt = conn.prepare(q).map_err(|e| fail(e.to_string()))?;
+        if !stmt.readonly() {
+            return Err(fail(
+                "it would change the database; give a SELECT statement".into(),
+            ));
+        }
+        let n = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| fail(e.to_string()))? {
+            if out.len() == FINGERPRINT_MAX_ROWS {
+                return Err(fail(format!(
+                    "it returned more than {FINGERPRINT_MAX_ROWS} rows; summarise the data \
+                     (e.g. `SELECT max(updated_at), count(*) FROM orders`)"
+                )));
+            }
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                let v = row.get_ref(i).map_err(|e| fail(e.to_string()))?;
+                values.push(match v {
+                    ValueRef::Null => serde_json::Value::Null,
+                    ValueRef::Integer(i) => i.into(),
+                    ValueRef::Real(f) => serde_json::Number::from_f64(f)
+                        .map_or_else(|| f.to_string().into(), serde_json::Value::Number),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                    ValueRef::Blob(b) => b
+                        .iter()
+                        .map(|x| format!("{x:02x}"))
+                        .collect::<String>()
+                        .into(),
+                });
+            }
+            out.push(serde_json::Value::Array(values));
+        }
+        let stat = |p: &Path| {
+            std::fs::metadata(p).ok().map(|m| {
+                serde_json::json!({
+                    "bytes": m.len(),
+                    "mtime_ns": m.modified().ok().map(crate::files::mtime_ns),
+                })
+            })
+        };
+        let file = Path::new(&self.path);
+        let wal = Path::new(&format!("{}-wal", self.path)).to_path_buf();
+        Ok(Fingerprint::Source(serde_json::json!({
+            "query": q,
+            "rows": out,
+            "file": stat(file),
+            "wal": stat(&wal),
+        })))
     }
 
     fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {

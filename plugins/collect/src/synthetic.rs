@@ -470,6 +470,11 @@ impl Component for Synthetic {
         )])
     }
 
+    /// The rows are a function of the config alone (the seed included).
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        Ok(Fingerprint::Pure)
+    }
+
     fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
         Ok(Outputs::main(self.generator()?.schema))
     }

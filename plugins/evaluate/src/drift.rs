@@ -14,6 +14,10 @@ use segflow_sdk::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+// SHA-256 shared with the collect plugin (the plugins do not depend on `sha2`).
+#[path = "../../collect/src/sha256.rs"]
+mod sha256;
+
 /// The `from_segment` of customers who are new in this run.
 pub const NEW: &str = "(new)";
 /// The `to_segment` of customers of the previous run who are not in this one.
@@ -253,6 +257,80 @@ impl Component for Drift {
                 ("features", "one row per feature: psi, ks_statistic, mean_previous, mean, null shares and the number of PSI bins"),
                 ("metrics", "long table (segmentation, metric, segment, value): stayed_share, new/gone customers, size changes per segment, psi_<feature> and ks_statistic_<feature>"),
             ])
+    }
+
+    /// The previous run: the SHA-256 of its `manifest.json` and the size and
+    /// modification time of the step files it could read (those of `segmentation_step`
+    /// and `features_step` when both are set, else every step's), or `{"previous":
+    /// "missing"}` when it does not exist and `if_missing: skip` applies.
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        let dir = PathBuf::from(&self.previous);
+        if !dir.exists() {
+            return Ok(match self.if_missing {
+                IfMissing::Skip => Fingerprint::Source(serde_json::json!({"previous": "missing"})),
+                IfMissing::Error => Fingerprint::Never(
+                    "the previous run directory does not exist (the run reports it)".into(),
+                ),
+            });
+        }
+        if !dir.is_dir() {
+            return Ok(Fingerprint::Never(
+                "`previous` is not a directory (the run reports it)".into(),
+            ));
+        }
+        // `latest` is a symlink: name the run it points at.
+        let resolved = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        let manifest = dir.join("manifest.json");
+        let manifest_sha = if manifest.exists() {
+            Some(sha256::file_hex(&manifest).map_err(|e| {
+                Error::new(format!(
+                    "cannot read `{}/manifest.json`: {e}",
+                    self.previous
+                ))
+            })?)
+        } else {
+            None
+        };
+        let steps = dir.join("steps");
+        let step_dirs: Vec<PathBuf> = match (&self.segmentation_step, &self.features_step) {
+            (Some(a), Some(b)) => [a, b]
+                .iter()
+                .filter_map(|r| parse_ref(r, "").ok())
+                .map(|(step, _)| steps.join(step))
+                .collect(),
+            _ => std::fs::read_dir(&steps)
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default(),
+        };
+        let mut files = Vec::new();
+        for d in step_dirs {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().and_then(|x| x.to_str()) != Some("parquet") {
+                    continue;
+                }
+                if let Ok(m) = std::fs::metadata(&p) {
+                    let mtime = m.modified().ok().and_then(|t| {
+                        t.duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+                    });
+                    let rel = p.strip_prefix(&dir).unwrap_or(&p).display().to_string();
+                    files.push(
+                        serde_json::json!({"path": rel, "bytes": m.len(), "mtime_ns": mtime}),
+                    );
+                }
+            }
+        }
+        files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        Ok(Fingerprint::Source(serde_json::json!({
+            "previous": resolved.display().to_string(),
+            "manifest_sha256": manifest_sha,
+            "files": files,
+        })))
     }
 
     fn plan(&self, inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {

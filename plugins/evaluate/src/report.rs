@@ -254,6 +254,13 @@ impl Component for Report {
             )])
     }
 
+    /// Never cached: the report describes the run it is part of.
+    fn fingerprint(&self) -> Result<Fingerprint> {
+        Ok(Fingerprint::Never(
+            "the report describes the run it is part of (timings, statuses)".into(),
+        ))
+    }
+
     fn plan(&self, _inputs: &[Named<SchemaRef>]) -> Result<Outputs<SchemaRef>> {
         self.check()?;
         Ok(Outputs::new().port("report", output_schema()))

@@ -580,3 +580,37 @@ fn speed_1m_customers() {
         );
     }
 }
+
+/// The step-cache fingerprint: the previous run's manifest and step files.
+#[test]
+fn fingerprint_follows_the_previous_run() {
+    use segflow_sdk::{Component, Fingerprint};
+    let dir = tempfile::tempdir().unwrap();
+    let prev = dir.path().join("prev");
+    std::fs::create_dir_all(prev.join("steps/seg")).unwrap();
+    std::fs::write(prev.join("manifest.json"), r#"{"status":"ok"}"#).unwrap();
+    std::fs::write(prev.join("steps/seg/assignments.parquet"), b"PAR1").unwrap();
+    let fp = |cfg: Value| {
+        let d: segflow_evaluate::drift::Drift = serde_json::from_value(cfg).unwrap();
+        d.fingerprint().unwrap()
+    };
+    let cfg = json!({"previous": prev.display().to_string()});
+    let f0 = fp(cfg.clone());
+    let Fingerprint::Source(v) = &f0 else {
+        panic!("{f0:?}")
+    };
+    assert!(v["manifest_sha256"].as_str().unwrap().len() == 64, "{v}");
+    assert_eq!(v["files"][0]["path"], "steps/seg/assignments.parquet");
+    assert_eq!(f0, fp(cfg.clone()));
+    std::fs::write(prev.join("manifest.json"), r#"{"status":"failed"}"#).unwrap();
+    assert_ne!(f0, fp(cfg.clone()));
+
+    let missing =
+        json!({"previous": dir.path().join("none").display().to_string(), "if_missing": "skip"});
+    assert_eq!(
+        fp(missing),
+        Fingerprint::Source(json!({"previous": "missing"}))
+    );
+    let missing = json!({"previous": dir.path().join("none").display().to_string()});
+    assert!(matches!(fp(missing), Fingerprint::Never(_)));
+}

@@ -906,3 +906,29 @@ fn a_million_customers_are_only_counted() {
         assert!(secs < 3.0, "{secs} s");
     }
 }
+
+#[test]
+fn report_is_never_cached() {
+    use segflow_sdk::{Component, Fingerprint};
+    let r: segflow_evaluate::report::Report = serde_json::from_value(json!({})).unwrap();
+    assert!(
+        matches!(r.fingerprint().unwrap(), Fingerprint::Never(why) if why.contains("run it is part of"))
+    );
+}
+
+#[test]
+fn steps_taken_from_the_step_cache_are_marked() {
+    let mut info = run_info();
+    let steps = info["steps"].as_array_mut().unwrap();
+    steps[0]["cached"] = json!(true);
+    steps[3]["cached"] = json!(true);
+    let html = html_of(&run(json!({}), every_input(), Some(info)));
+    assert!(
+        html.contains("(2 taken from the step cache)"),
+        "summary line"
+    );
+    assert_eq!(html.matches("succeeded (cached)").count(), 2);
+    let plain = html_of(&run(json!({}), every_input(), Some(run_info())));
+    assert!(!plain.contains("step cache"));
+    assert!(!plain.contains("(cached)"));
+}

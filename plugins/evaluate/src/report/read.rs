@@ -507,6 +507,8 @@ pub struct StepInfo {
     /// `succeeded`, `failed`, `skipped`, ...; `None` while it has not finished.
     pub status: Option<String>,
     pub error: Option<String>,
+    /// Taken from the step cache (or an earlier run by `--resume`) instead of run.
+    pub cached: bool,
     pub duration_ms: Option<f64>,
     /// Rows per output port, in the order given.
     pub rows: Vec<(String, u64)>,
@@ -574,6 +576,7 @@ impl Run {
                     .collect(),
                 status: s.get("status").and_then(Value::as_str).map(str::to_string),
                 error: s.get("error").and_then(Value::as_str).map(str::to_string),
+                cached: s.get("cached").and_then(Value::as_bool).unwrap_or(false),
                 duration_ms: s.get("duration_ms").and_then(Value::as_f64),
                 rows: s
                     .get("rows")

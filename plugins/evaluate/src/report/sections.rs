@@ -370,11 +370,18 @@ fn pipeline(cx: &mut Cx) -> Result<Option<String>> {
             .count()
     };
     let total: f64 = run.steps.iter().filter_map(|x| x.duration_ms).sum();
+    let cached = run.steps.iter().filter(|x| x.cached).count();
+    let cached = if cached > 0 {
+        format!(" ({cached} taken from the step cache)")
+    } else {
+        String::new()
+    };
     let _ = write!(
         s,
-        "<p class=\"note\">{} steps: {} succeeded, {} failed, {} skipped, {} running; {} of step time in all.</p>",
+        "<p class=\"note\">{} steps: {} succeeded{}, {} failed, {} skipped, {} running; {} of step time in all.</p>",
         run.steps.len(),
         count(Some("succeeded")),
+        cached,
         count(Some("failed")),
         count(Some("skipped")),
         count(None),
@@ -409,6 +416,9 @@ fn pipeline(cx: &mut Cx) -> Result<Option<String>> {
             .map(|(p, n)| format!("{}: {}", esc(p), int(*n as i64)))
             .collect();
         let mut status = esc(st.status.as_deref().unwrap_or("running"));
+        if st.cached {
+            status.push_str(" (cached)");
+        }
         if let Some(e) = &st.error {
             let _ = write!(status, "<br><span class=\"warn\">{}</span>", esc(e));
         }
