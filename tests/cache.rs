@@ -665,3 +665,56 @@ fn a_database_collector_without_a_fingerprint_query_is_never_cached() {
     let fourth = read_json(&tmp.path().join("r4/manifest.json"));
     assert_eq!(hits(&fourth), ids(&["orders", "features"]));
 }
+
+/// The sqlite example with its collector kept off disk (`persist: false`), with or
+/// without a fingerprint query.
+fn sqlite_off_disk(dir: &Path, fingerprint_query: Option<&str>) -> PathBuf {
+    let db = common::repo_root().join("pipelines/data/cdnow.sqlite");
+    let fq = fingerprint_query
+        .map(|q| format!(", fingerprint_query: \"{q}\""))
+        .unwrap_or_default();
+    let yaml = format!(
+        r#"name: cache_sqlite_off_disk
+steps:
+  - id: orders
+    stage: collect
+    plugin: sqlite
+    persist: false
+    with: {{ path: "{}", query: "SELECT customer_id, date, amount FROM transactions"{fq} }}
+  - id: features
+    stage: clean
+    plugin: customer_features
+    needs: [orders]
+    with: {{ key: customer_id, date: date, amount: amount, as_of: "1998-07-01" }}
+"#,
+        db.display()
+    );
+    let p = dir.join(format!("sqlite-{}.yaml", fingerprint_query.is_some()));
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+#[test]
+fn a_step_reading_an_unfingerprinted_off_disk_source_is_not_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    // Without a fingerprint query nothing says whether the database changed, so the
+    // step reading it must run every time even though its input is never written.
+    let blind = sqlite_off_disk(tmp.path(), None);
+    run_pipeline(&blind, &cache, &tmp.path().join("b1"));
+    let again = run_pipeline(&blind, &cache, &tmp.path().join("b2"));
+    assert!(hits(&again).is_empty(), "{:?}", hits(&again));
+    // With one, `features` is keyed by the collector's key and cached; the collector
+    // itself (off disk) runs.
+    let pinned = sqlite_off_disk(
+        tmp.path(),
+        Some("SELECT count(*), max(date) FROM transactions"),
+    );
+    run_pipeline(&pinned, &cache, &tmp.path().join("p1"));
+    let again = run_pipeline(&pinned, &cache, &tmp.path().join("p2"));
+    assert_eq!(hits(&again), ids(&["features"]));
+    assert!(step(&again, "orders")["cache_note"]
+        .as_str()
+        .unwrap()
+        .contains("persist: false"));
+}

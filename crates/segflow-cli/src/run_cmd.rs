@@ -2,7 +2,7 @@
 
 use crate::observe::{max_plugin_level, CliObserver};
 use crate::{load_plan, Failure, Globals, EXIT_INVALID, EXIT_STEP_FAILED};
-use segflow_engine::cache::{self, Cache};
+use segflow_engine::cache::Cache;
 use segflow_engine::diag::Diagnostic;
 use segflow_engine::execute::{
     config_hash, execute, CacheUse, ExecOptions, Resume, RunReport, StepStatus,
@@ -92,11 +92,7 @@ pub fn run(globals: &Globals, req: RunRequest) -> Result<u8, Failure> {
             .help("pass a writable directory with --out DIR"),
         )
     })?;
-    let cache_root = req
-        .cache_dir
-        .clone()
-        .or_else(|| std::env::var_os("SEGFLOW_CACHE_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(cache::DEFAULT_DIR));
+    let cache_root = crate::cache_cmd::cache_dir(req.cache_dir.as_deref());
     let cache = if req.no_cache {
         None
     } else {

@@ -836,7 +836,10 @@ fn run_step(
 }
 
 /// The content identity of input `inp` of a step: the sha256 of the port's file, or,
-/// for a port that is never written (`persist: false`), its producer's key and the port.
+/// for a port that is never written (`persist: false`), its producer's key and the port
+/// — only when that key pins the producer's output down (it is not `cache: false` and
+/// its fingerprint is not "never": a database read without a fingerprint query says
+/// nothing about the data it returned).
 fn input_identity(
     plan: &Plan,
     states: &[Arc<StepState>],
@@ -846,7 +849,12 @@ fn input_identity(
     if let Some(d) = st.digests.lock().unwrap().get(&inp.port) {
         return Some(format!("sha256:{}", d.sha256));
     }
-    if !plan.steps[inp.producer].spec.persist {
+    let producer = &plan.steps[inp.producer].spec;
+    let pinned = !matches!(
+        &*st.fingerprint.lock().unwrap(),
+        Some(Fingerprint::Never(_)) | None
+    );
+    if !producer.persist && producer.cache && pinned {
         let key = st.key.lock().unwrap().clone()?;
         return Some(format!("step:{key}/{}", inp.port));
     }
