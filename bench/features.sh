@@ -38,7 +38,7 @@ par=()
 for i in $(seq "$rounds"); do
   rm -rf "$work/run"
   SEGFLOW_BENCH_CSV="$csv" /usr/bin/time -f "%e %M" -o "$work/seg.time" \
-    "$root/target/release/segflow" run "$here/pipelines/features_csv.yaml" --out "$work/run" \
+    "$root/target/release/segflow" run "$here/pipelines/features_csv.yaml" --no-cache --out "$work/run" \
     >/dev/null 2>"$work/seg.err" || { cat "$work/seg.err"; exit 1; }
   seg+=("$(tail -1 "$work/seg.time")")
   /usr/bin/time -f "%e %M" -o "$work/pol.time" \
@@ -46,7 +46,7 @@ for i in $(seq "$rounds"); do
   pol+=("$(tail -1 "$work/pol.time")")
   rm -rf "$work/run"
   SEGFLOW_BENCH_PARQUET="$parquet" /usr/bin/time -f "%e %M" -o "$work/par.time" \
-    "$root/target/release/segflow" run "$here/pipelines/features_parquet.yaml" --out "$work/run" \
+    "$root/target/release/segflow" run "$here/pipelines/features_parquet.yaml" --no-cache --out "$work/run" \
     >/dev/null 2>"$work/par.err" || { cat "$work/par.err"; exit 1; }
   par+=("$(tail -1 "$work/par.time")")
   echo "round $i: segflow ${seg[-1]}  polars ${pol[-1]}  segflow-parquet ${par[-1]}  (seconds, KiB)"

@@ -40,7 +40,7 @@ run() {
   rm -rf "$out"
   local t0 t1
   t0=$(date +%s.%N)
-  "$seg" run "$yaml" --out "$out" "$@" 2>/dev/null
+  "$seg" run "$yaml" --no-cache --out "$out" "$@" 2>/dev/null
   t1=$(date +%s.%N)
   local km
   km=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(round([s for s in m['steps'] if s['id']=='km'][0]['duration_ms']/1000, 3))" "$out/manifest.json")

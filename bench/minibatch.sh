@@ -41,7 +41,7 @@ times=()
 for i in $(seq "$rounds"); do
   rm -rf "$work/run"
   SEGFLOW_BENCH_FEATURES="$data" /usr/bin/time -f "%e %M" -o "$work/time" \
-    "$root/target/release/segflow" run "$here/pipelines/minibatch_parquet.yaml" --out "$work/run" \
+    "$root/target/release/segflow" run "$here/pipelines/minibatch_parquet.yaml" --no-cache --out "$work/run" \
     >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
   times+=("$(tail -1 "$work/time")")
   echo "round $i: ${times[-1]} (seconds, peak KiB)"

@@ -37,7 +37,7 @@ YAML
 seg=(); pan=()
 for i in $(seq "$rounds"); do
   rm -rf "$data/run"
-  /usr/bin/time -f "%e %M" -o "$data/seg.time" "$bin" run "$data/profile.yaml" --out "$data/run" >/dev/null 2>&1
+  /usr/bin/time -f "%e %M" -o "$data/seg.time" "$bin" run "$data/profile.yaml" --no-cache --out "$data/run" >/dev/null 2>&1
   seg+=("$(cat "$data/seg.time")")
   /usr/bin/time -f "%e %M" -o "$data/pan.time" "$peers/bin/python" "$here/profile_pandas.py" "$data/input" >/dev/null
   pan+=("$(cat "$data/pan.time")")

@@ -16,7 +16,7 @@ steps:
 YAML
 for what in collector quickstart; do
   if [ "$what" = collector ]; then p="$work/synthetic.yaml"; else p="$root/pipelines/quickstart.yaml"; fi
-  /usr/bin/time -f "%e %M" -o "$work/time" "$root/target/release/segflow" run "$p" \
+  /usr/bin/time -f "%e %M" -o "$work/time" "$root/target/release/segflow" run "$p" --no-cache \
     --set "orders.customers=$n" --out "$work/run" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
   rows=$(grep -o '"main": [0-9]*' "$work/run/manifest.json" | head -1 | grep -o '[0-9]*')
   read -r secs kib < "$work/time"
