@@ -4,11 +4,17 @@
 # alternating (A B C A B C ...):
 #   in-process   the default
 #   km isolated  `isolation: process` on the kmeans step only (its 1M-row input goes to
-#                the child and its outputs come back as Arrow IPC over pipes)
-#   --isolate    every step isolated (the collector's output also crosses a pipe)
-# Prints the median wall time of each, the kmeans step's own time (manifest duration_ms:
-# for an isolated step, process start + IPC both ways + the fit), and the overhead
-# ratios (target: isolated / in-process < 1.20).
+#                the child as Arrow IPC through a mapped input file, its outputs come
+#                back through a mapped answer file; see segflow_engine::isolate)
+#   --isolate    every step isolated (the collector's output also crosses processes)
+# The target (isolation adds < 20% to the kmeans step) is read as: the wall time the
+# isolated run adds to the whole run (median over the rounds of isolated minus the
+# in-process run of the same round), divided by the in-process kmeans step's own
+# median duration (manifest duration_ms). The isolated step's own duration_ms is printed too
+# but is not comparable: the CSV collector parses ahead on its own threads, and while
+# the step's writer thread feeds the pipe that parsing overlaps the step and is charged
+# to it rather than to the collector. The manifest's `transfer` (bytes each way, send
+# and answer times) is printed for the isolated step.
 #
 # Usage: bench/isolation.sh [ROUNDS] [CSV]
 #   defaults: 5 rounds, /tmp/bench/feat1m.csv (made with gen.py features 1000000 if
@@ -33,7 +39,7 @@ sed 's/^    plugin: kmeans$/    plugin: kmeans\n    isolation: process/' "$plain
 grep -q 'isolation: process' "$iso"
 export SEGFLOW_BENCH_FEATURES="$csv"
 
-# run NAME PIPELINE [FLAGS...]: wall seconds and the km step's duration_ms
+# run NAME PIPELINE [FLAGS...]: wall seconds, the km step's duration_ms and transfer
 run() {
   local name=$1 yaml=$2; shift 2
   local out="$tmp/$name"
@@ -43,20 +49,32 @@ run() {
   "$seg" run "$yaml" --no-cache --out "$out" "$@" 2>/dev/null
   t1=$(date +%s.%N)
   local km
-  km=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(round([s for s in m['steps'] if s['id']=='km'][0]['duration_ms']/1000, 3))" "$out/manifest.json")
+  km=$(python3 -c "
+import json, sys
+s = [s for s in json.load(open(sys.argv[1]))['steps'] if s['id'] == 'km'][0]
+t = s.get('transfer')
+print(round(s['duration_ms'] / 1000, 3), json.dumps(t, separators=(',', ':')) if t else '-')" "$out/manifest.json")
   echo "$(awk "BEGIN {printf \"%.3f\", $t1 - $t0}") $km"
 }
 declare -a wa wb wc ka kb kc
 for i in $(seq "$rounds"); do
-  read -r w k < <(run plain "$plain"); wa+=("$w"); ka+=("$k")
-  read -r w k < <(run step "$iso"); wb+=("$w"); kb+=("$k")
-  read -r w k < <(run all "$plain" --isolate); wc+=("$w"); kc+=("$k")
+  read -r w k _ < <(run plain "$plain"); wa+=("$w"); ka+=("$k")
+  read -r w k t < <(run step "$iso"); wb+=("$w"); kb+=("$k"); transfer=$t
+  read -r w k _ < <(run all "$plain" --isolate); wc+=("$w"); kc+=("$k")
   echo "round $i: in-process ${wa[-1]}s (km ${ka[-1]}s)  km isolated ${wb[-1]}s (km ${kb[-1]}s)  --isolate ${wc[-1]}s (km ${kc[-1]}s)"
 done
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m() { printf '%s\n' "$@" | median; }
 a=$(m "${wa[@]}"); b=$(m "${wb[@]}"); c=$(m "${wc[@]}")
-x=$(m "${ka[@]}"); y=$(m "${kb[@]}"); z=$(m "${kc[@]}")
+x=$(m "${ka[@]}"); y=$(m "${kb[@]}")
 echo "median wall: in-process ${a}s, km isolated ${b}s, --isolate ${c}s"
-echo "median km step: in-process ${x}s, isolated ${y}s (process start + Arrow IPC of 1M x 8 in and the assignments out: $(awk "BEGIN {printf \"%.3f\", $y - $x}")s)"
-echo "overhead: km isolated $(awk "BEGIN {printf \"%.2f\", $b/$a}")x, --isolate $(awk "BEGIN {printf \"%.2f\", $c/$a}")x (target < 1.20)"
+echo "median km step (duration_ms): in-process ${x}s, isolated ${y}s (not comparable, see above)"
+echo "last isolated km transfer: $transfer"
+# Paired: each round's isolated run minus the in-process run next to it, so a drift in
+# the machine's speed over the rounds cancels out.
+declare -a d
+for i in "${!wa[@]}"; do d+=("$(awk "BEGIN {printf \"%.3f\", ${wb[$i]} - ${wa[$i]}}")"); done
+added=$(m "${d[@]}")
+echo "isolation adds ${added}s to the run (median of the rounds' differences; difference of medians $(awk "BEGIN {printf \"%.3f\", $b - $a}")s)"
+echo "= $(awk "BEGIN {printf \"%.1f\", 100 * $added / $x}")% of the in-process km step (target < 20%)"
+echo "whole run: km isolated $(awk "BEGIN {printf \"%.2f\", $b/$a}")x, --isolate $(awk "BEGIN {printf \"%.2f\", $c/$a}")x"

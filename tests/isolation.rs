@@ -289,6 +289,32 @@ fn isolated_outputs_are_byte_identical_to_in_process() {
         .unwrap()
         .iter()
         .all(|s| s["isolation"] == "process"));
+    // What crossing the process boundary cost is recorded per isolated step.
+    let features = all["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "features")
+        .unwrap();
+    let transfer = &features["transfer"];
+    let orders_rows = features["rows_in"].as_u64().unwrap();
+    assert!(orders_rows > 0);
+    assert!(
+        transfer["bytes_in"].as_u64().unwrap() > orders_rows * 8,
+        "{transfer}"
+    );
+    assert!(transfer["bytes_out"].as_u64().unwrap() > 0, "{transfer}");
+    assert!(transfer["answer_ms"].as_f64().unwrap() >= 0.0, "{transfer}");
+    let send = transfer["send_ms"].as_f64().unwrap();
+    let busy = transfer["send_busy_ms"].as_f64().unwrap();
+    assert!(busy > 0.0 && busy <= send, "{transfer}");
+    assert_eq!(transfer["mapped"], cfg!(target_os = "linux"), "{transfer}");
+    let plain = read_json(&outs[0].join("manifest.json"));
+    assert!(plain["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["transfer"].is_null()));
 }
 
 #[test]

@@ -1,14 +1,17 @@
 //! `segflow plugin-host` (hidden): the child process of an isolated step.
 //!
-//! Reads a request and the step's inputs (Arrow IPC) from stdin, loads the component's
-//! library exactly as the host does, calls the component's `run` as an in-process step
-//! would, and writes the outputs (Arrow IPC), facts or error to the protocol channel
-//! (the original stdout; fd 1 is pointed at stderr so a plugin's prints cannot corrupt
-//! it). Log events go to stderr as tagged lines. See `segflow_engine::isolate`.
+//! Reads a request and the step's inputs (Arrow IPC, mapped from the host's input file
+//! or inline on stdin) from stdin, loads the component's library exactly as the host
+//! does, calls the component's `run` as an in-process step would, and answers on the
+//! protocol channel (the original stdout; fd 1 is pointed at stderr so a plugin's
+//! prints cannot corrupt it): the outputs (Arrow IPC, into the answer file or inline),
+//! the facts, or an error. Log events go to stderr as tagged lines. See
+//! `segflow_engine::isolate`.
 
 use segflow_engine::host::{CallOptions, HostServices, Registry, RegistryServices, Streams};
 use segflow_engine::isolate::{self, StderrObserver};
 use std::io::{BufReader, BufWriter, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -60,18 +63,28 @@ fn serve() -> Result<(), String> {
         registry: OnceLock::new(),
     }));
 
-    let inputs = isolate::read_inputs(input, &req.inputs)?;
+    // SAFETY: the host made this descriptor for this process alone (`input_fd`).
+    let input_file = req
+        .input_fd
+        .map(|fd| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    let inputs = isolate::read_inputs(input, &req.inputs, input_file)?;
+    // SAFETY: the host made this descriptor for this process alone (`answer_fd`).
+    let mut answer_file = req
+        .answer_fd
+        .map(|fd| unsafe { isolate::AnswerFile::from_raw_fd(fd) });
     let io = |e: std::io::Error| format!("cannot write the answer: {e}");
+    let protocol_fd = out.get_ref().as_raw_fd();
     match component.run(&call, &req.config, inputs) {
         Ok(output) => {
+            // Tell the host the outputs begin (it times their transfer from here).
+            out.write_all(b"B").and_then(|_| out.flush()).map_err(io)?;
             for (name, mut reader) in output.ports {
-                out.write_all(b"P").map_err(io)?;
-                out.write_all(&(name.len() as u32).to_le_bytes())
-                    .map_err(io)?;
-                out.write_all(name.as_bytes()).map_err(io)?;
-                if let Err(e) = isolate::write_stream(&mut out, reader.as_mut()) {
+                if let Err(e) =
+                    isolate::write_port(&mut out, answer_file.as_mut(), &name, reader.as_mut())
+                {
                     let message = format!("output port `{name}` failed while streaming: {e}");
-                    return write_error(&mut out, &message, None, false);
+                    write_error(&mut out, &message, None, false)?;
+                    isolate::exit_now(protocol_fd)
                 }
             }
             let facts = serde_json::Value::Object(output.facts.get());
@@ -80,9 +93,12 @@ fn serve() -> Result<(), String> {
             out.flush().map_err(io)?;
             // Done: leave without freeing the step's tables one by one (the kernel takes
             // the whole address space back at once), so the host sees the exit sooner.
-            std::process::exit(0)
+            isolate::exit_now(protocol_fd)
         }
-        Err(e) => write_error(&mut out, &e.message, e.field.as_deref(), e.panicked),
+        Err(e) => {
+            write_error(&mut out, &e.message, e.field.as_deref(), e.panicked)?;
+            isolate::exit_now(protocol_fd)
+        }
     }
 }
 

@@ -307,6 +307,16 @@ fn manifest(
                 "isolation": s.spec.isolation.as_str(),
                 "timeout": s.spec.timeout.as_ref().map(|l| l.text.clone()),
                 "memory_limit": s.spec.memory_limit.as_ref().map(|l| l.text.clone()),
+                // An isolated step: Arrow IPC bytes each way, the time to send its
+                // inputs and to get its outputs back, and whether they came mapped.
+                "transfer": r.and_then(|r| r.transfer).map(|t| json!({
+                    "bytes_in": t.bytes_in,
+                    "bytes_out": t.bytes_out,
+                    "send_ms": (t.send_ms * 1000.0).round() / 1000.0,
+                    "send_busy_ms": (t.send_busy_ms * 1000.0).round() / 1000.0,
+                    "answer_ms": (t.answer_ms * 1000.0).round() / 1000.0,
+                    "mapped": t.mapped,
+                })),
                 "cache_hit": r.is_some_and(|r| matches!(r.cache, CacheUse::Hit | CacheUse::Reused)),
                 // hit | reused | stored | ran | off, and why a step that ran was not
                 // looked up or stored.

@@ -136,6 +136,8 @@ pub struct StepReport {
     pub cache_key: Option<String>,
     /// Per written port: rows, sha256 and size of its file.
     pub outputs: BTreeMap<String, PortEntry>,
+    /// For a step that ran in a child process: what moving its tables cost.
+    pub transfer: Option<crate::isolate::Transfer>,
 }
 
 /// What happened to a run.
@@ -163,6 +165,7 @@ struct StepState {
     key: Mutex<Option<String>>,
     cache: Mutex<Option<(CacheUse, Option<String>)>>,
     store_done: AtomicBool,
+    transfer: Mutex<Option<crate::isolate::Transfer>>,
 }
 
 /// A step's facts: live from an in-process call (they may keep arriving while its
@@ -508,6 +511,7 @@ pub fn execute(plan: &Plan, opts: &ExecOptions) -> RunReport {
             cache_note,
             cache_key: key,
             outputs,
+            transfer: *st.transfer.lock().unwrap(),
         });
     }
     if let Some(dir) = &opts.run_dir {
@@ -690,7 +694,10 @@ fn run_step(
             inputs,
             &limits,
         )
-        .map(|o| (o.ports, Facts::Fixed(o.facts)))
+        .map(|o| {
+            *state.transfer.lock().unwrap() = Some(o.transfer);
+            (o.ports, Facts::Fixed(o.facts))
+        })
     } else {
         step.component
             .run(&call, &step.spec.with, inputs)
