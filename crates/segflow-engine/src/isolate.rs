@@ -259,10 +259,7 @@ pub fn write_port(
 ) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let Some(f) = file else {
-        out.write_all(b"P").map_err(io)?;
-        out.write_all(&(name.len() as u32).to_le_bytes())
-            .map_err(io)?;
-        out.write_all(name.as_bytes()).map_err(io)?;
+        write_frame(out, b'P', name.as_bytes()).map_err(io)?;
         return write_stream(out, reader).map(|_| ());
     };
     let pad = (ANSWER_ALIGN - f.at % ANSWER_ALIGN) % ANSWER_ALIGN;
@@ -280,10 +277,7 @@ pub fn write_port(
     written?;
     // The host reads the file once the answer is done; nothing may stay buffered.
     f.w.flush().map_err(io)?;
-    out.write_all(b"M").map_err(io)?;
-    out.write_all(&(name.len() as u32).to_le_bytes())
-        .map_err(io)?;
-    out.write_all(name.as_bytes()).map_err(io)?;
+    write_frame(out, b'M', name.as_bytes()).map_err(io)?;
     out.write_all(&start.to_le_bytes()).map_err(io)?;
     out.write_all(&len.to_le_bytes()).map_err(io)
 }
@@ -323,42 +317,19 @@ pub fn read_inputs<R: Read + Send + 'static>(
     names: &[String],
     input_file: Option<std::fs::File>,
 ) -> Result<Streams, String> {
+    let file = input_file.map(Arc::new);
     let mut out: Streams = Vec::with_capacity(names.len());
-    #[cfg(target_os = "linux")]
-    if let Some(file) = input_file {
-        let file = Arc::new(file);
-        for (i, name) in names.iter().enumerate() {
-            let fail = |e: String| format!("cannot read input `{name}`: {e}");
-            if i + 1 == names.len() {
-                let reader = MappedStream::open(r, file.clone()).map_err(fail)?;
-                out.push((name.clone(), Box::new(reader)));
-                break;
-            }
-            let reader = MappedStream::open(&mut r, file.clone()).map_err(fail)?;
-            let schema = reader.schema.clone();
-            let batches = reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| fail(e.to_string()))?;
-            out.push((
-                name.clone(),
-                Box::new(RecordBatchIterator::new(
-                    batches.into_iter().map(Ok),
-                    schema,
-                )),
-            ));
-        }
-        return Ok(out);
-    }
-    let _ = input_file;
     for (i, name) in names.iter().enumerate() {
+        let fail = |e: String| format!("cannot read input `{name}`: {e}");
         if i + 1 == names.len() {
-            let reader = StreamReader::try_new(r, None)
-                .map_err(|e| format!("cannot read input `{name}`: {e}"))?;
-            out.push((name.clone(), Box::new(reader)));
+            out.push((name.clone(), open_input(r, file.as_ref()).map_err(fail)?));
             break;
         }
-        let (schema, batches) =
-            read_stream(&mut r).map_err(|e| format!("cannot read input `{name}`: {e}"))?;
+        let reader = open_input(&mut r, file.as_ref()).map_err(fail)?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(e.to_string()))?;
         out.push((
             name.clone(),
             Box::new(RecordBatchIterator::new(
@@ -368,6 +339,22 @@ pub fn read_inputs<R: Read + Send + 'static>(
         ));
     }
     Ok(out)
+}
+
+/// Child side: the next input, mapped from `file` as `S` frames on `r` announce it, or
+/// (without a file) as an IPC stream on `r` itself.
+fn open_input<'a, R: Read + Send + 'a>(
+    r: R,
+    file: Option<&Arc<std::fs::File>>,
+) -> Result<Box<dyn RecordBatchReader + Send + 'a>, String> {
+    #[cfg(target_os = "linux")]
+    if let Some(file) = file {
+        return Ok(Box::new(MappedStream::open(r, file.clone())?));
+    }
+    let _ = file;
+    Ok(Box::new(
+        StreamReader::try_new(r, None).map_err(|e| e.to_string())?,
+    ))
 }
 
 /// Host side: the input file regions grow to about this size before the child is told
@@ -519,7 +506,9 @@ impl<R: Read> MappedStream<R> {
                     .map_err(|e| format!("the input broke off: {e}"))?;
                 let offset = u64::from_le_bytes(at[..8].try_into().expect("8 bytes"));
                 let len = u64::from_le_bytes(at[8..].try_into().expect("8 bytes"));
-                self.rest = map_region(&self.file, offset, len)
+                use std::os::fd::AsRawFd;
+                let fd = self.file.as_raw_fd();
+                self.rest = map_shared(fd, offset, len, Some(self.file.clone()))
                     .map_err(|e| format!("cannot map the input file: {e}"))?;
                 Ok(true)
             }
@@ -573,69 +562,73 @@ impl<R: Read> RecordBatchReader for MappedStream<R> {
     }
 }
 
-/// A mapped region of the input file; on drop it is unmapped and its pages are
-/// punched out of the file, so a streamed input never sits in memory whole.
+/// A read-only shared mapping of a file; on drop it is unmapped and, for a region of
+/// the input file, its pages are punched out of the file, so a streamed input never
+/// sits in memory whole.
 #[cfg(target_os = "linux")]
-struct Region {
+struct Mapping {
     addr: usize,
     len: usize,
-    offset: u64,
-    file: Arc<std::fs::File>,
+    /// The input file and the region's offset in it.
+    punch: Option<(Arc<std::fs::File>, u64)>,
 }
 
 #[cfg(target_os = "linux")]
-impl Drop for Region {
+impl Drop for Mapping {
     fn drop(&mut self) {
         use std::os::fd::AsRawFd;
         // SAFETY: `addr..addr+len` is a mapping this struct made and alone owns; the
-        // host never writes this range again.
+        // host never writes a region of the input file again once it announced it.
         unsafe {
             libc::munmap(self.addr as *mut libc::c_void, self.len);
-            // Through the padding to the next page: a partly punched page stays.
-            let page = page_size() as usize;
-            libc::fallocate(
-                self.file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                self.offset as libc::off_t,
-                self.len.div_ceil(page) as libc::off_t * page as libc::off_t,
-            );
+            if let Some((file, offset)) = &self.punch {
+                // Through the padding to the next page: a partly punched page stays.
+                let page = page_size() as usize;
+                libc::fallocate(
+                    file.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    *offset as libc::off_t,
+                    self.len.div_ceil(page) as libc::off_t * page as libc::off_t,
+                );
+            }
         }
     }
 }
 
+/// Map `len` bytes of `fd` at `offset` (a page boundary) read-only, as an Arrow buffer
+/// that keeps the mapping alive.
 #[cfg(target_os = "linux")]
-fn map_region(
-    file: &Arc<std::fs::File>,
+fn map_shared(
+    fd: i32,
     offset: u64,
     len: u64,
+    punch: Option<Arc<std::fs::File>>,
 ) -> std::io::Result<arrow::buffer::Buffer> {
-    use std::os::fd::AsRawFd;
     if len == 0 {
         return Ok(arrow::buffer::Buffer::from_vec(Vec::<u8>::new()));
     }
-    // SAFETY: a fresh read-only mapping of bytes the host finished writing.
+    // SAFETY: a fresh read-only mapping of bytes whose writer has finished with them.
     let addr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len as usize,
             libc::PROT_READ,
             libc::MAP_SHARED | libc::MAP_POPULATE,
-            file.as_raw_fd(),
+            fd,
             offset as libc::off_t,
         )
     };
     if addr == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
     }
-    let region = Arc::new(Region {
+    let mapping = Arc::new(Mapping {
         addr: addr as usize,
         len: len as usize,
-        offset,
-        file: file.clone(),
+        punch: punch.map(|f| (f, offset)),
     });
     let ptr = std::ptr::NonNull::new(addr as *mut u8).expect("mmap does not return null");
-    // SAFETY: the mapping is `len` readable bytes and lives as long as `region`.
-    Ok(unsafe { arrow::buffer::Buffer::from_custom_allocation(ptr, len as usize, region) })
+    // SAFETY: the mapping is `len` readable bytes and lives as long as `mapping`.
+    Ok(unsafe { arrow::buffer::Buffer::from_custom_allocation(ptr, len as usize, mapping) })
 }
 
 /// Child side: move the protocol off file descriptor 1, so text a plugin prints to
@@ -778,22 +771,6 @@ impl<R: Read> Read for CountingRead<'_, R> {
     }
 }
 
-/// A read-only shared mapping of a sealed answer file; unmapped when the last array
-/// pointing into it is dropped.
-#[cfg(target_os = "linux")]
-struct Mapping {
-    addr: usize,
-    len: usize,
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `addr..addr+len` is a mapping this struct made and alone owns.
-        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
-    }
-}
-
 /// The whole answer file as one Arrow buffer. The file is sealed first, so the child
 /// (still alive, or a stray copy of it) can no longer change bytes the host has
 /// validated; when sealing is refused (someone mapped it writable) the bytes are
@@ -815,27 +792,8 @@ fn answer_buffer(file: &std::fs::File) -> std::io::Result<arrow::buffer::Buffer>
         file.read_exact_at(&mut bytes, 0)?;
         return Ok(arrow::buffer::Buffer::from_vec(bytes));
     }
-    // SAFETY: a fresh read-only mapping of a file whose size can no longer change.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mapping = Arc::new(Mapping {
-        addr: addr as usize,
-        len,
-    });
-    let ptr = std::ptr::NonNull::new(addr as *mut u8).expect("mmap does not return null");
-    // SAFETY: the mapping is `len` readable bytes and lives as long as `mapping`.
-    Ok(unsafe { arrow::buffer::Buffer::from_custom_allocation(ptr, len, mapping) })
+    // The size can no longer change, so the mapping stays valid.
+    map_shared(fd, 0, len as u64, None)
 }
 
 /// Decode one Arrow IPC stream held in `buf`; arrays point into `buf` (validated,
@@ -1174,36 +1132,27 @@ pub fn run(
             w.flush().map_err(|e| e.to_string())?;
             let mut bytes = 0;
             let mut waited = Duration::ZERO;
-            #[cfg(target_os = "linux")]
-            if let Some(file) = &input_file {
-                let mut at = 0;
-                for (_, mut reader) in inputs {
-                    let mut timed = TimedReader {
-                        inner: reader.as_mut(),
-                        waited: Duration::ZERO,
-                    };
-                    let sent = send_mapped(&mut w, file, &mut at, &mut timed);
-                    waited += timed.waited;
-                    bytes += sent?;
-                }
-                w.flush().map_err(|e| e.to_string())?;
-                return Ok((bytes, started.elapsed(), begun.elapsed() - waited));
-            }
-            let _ = &input_file;
-            let mut counted = Counting {
-                inner: &mut w,
-                bytes: 0,
-            };
+            #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
+            let mut at = 0;
             for (_, mut reader) in inputs {
                 let mut timed = TimedReader {
                     inner: reader.as_mut(),
                     waited: Duration::ZERO,
                 };
-                let sent = write_stream(&mut counted, &mut timed);
+                let sent = match &input_file {
+                    #[cfg(target_os = "linux")]
+                    Some(file) => send_mapped(&mut w, file, &mut at, &mut timed),
+                    _ => {
+                        let mut counted = Counting {
+                            inner: &mut w,
+                            bytes: 0,
+                        };
+                        write_stream(&mut counted, &mut timed).map(|_| counted.bytes)
+                    }
+                };
                 waited += timed.waited;
-                sent?;
+                bytes += sent?;
             }
-            bytes += counted.bytes;
             w.flush().map_err(|e| e.to_string())?;
             Ok((bytes, started.elapsed(), begun.elapsed() - waited))
         });
